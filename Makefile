@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# icmp_ct entry points. `make help` lists them. Kbuild (beside this file) describes the
+# module itself; this Makefile only drives the kernel's build system and the scripts.
+
+# The module is built with LLVM, like the test kernel: bindgen then reads the module's C
+# flags unchanged. A tree built with GCC needs its own bindgen flags (BUILD-FACTS.md).
+LLVM ?= 1
+export LLVM
+
+ifeq ($(origin KDIR),undefined)
+KDIR := $(shell scripts/kernel.sh path normal)
+KERNEL_DEP := kernel
+endif
+
+MODULE_MAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM)
+
+.PHONY: all module kernel kernel-debug kdir deps check demo clean help
+
+all: module
+
+module: $(KERNEL_DEP)
+	$(MODULE_MAKE) modules
+
+kernel: deps
+	@scripts/kernel.sh build normal >/dev/null
+
+kernel-debug: deps
+	@scripts/kernel.sh build debug >/dev/null
+
+kdir:
+	@echo $(KDIR)
+
+deps:
+	@scripts/install-deps.sh
+
+check: deps
+	@scripts/check.sh
+
+demo: kernel
+	@scripts/demo.sh
+
+clean:
+	@if [ -d "$(KDIR)" ]; then $(MODULE_MAKE) clean; fi
+	rm -f rust/bindings_generated.rs
+	rm -rf rust/proto/target results
+
+help:
+	@echo "make            build icmp_ct.ko (against KDIR, default: the test kernel, built once)"
+	@echo "make kernel     build the cached test kernel; make kernel-debug: the debug one"
+	@echo "make kdir       print the test kernel's tree"
+	@echo "make demo       boot the test kernel, load the module, ping across two namespaces"
+	@echo "make check      every test: static checks, host tests, selftests in the VM"
+	@echo "make clean      remove build products"

@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Netfilter hook registration for one namespace.
+//!
+//! The hook function is a trait method of the namespace's [`PernetData`]: the trampoline finds
+//! the namespace's state through `net_generic`, so the `nf_hook_ops` carry no private pointer
+//! and the state does not refer to itself.
+
+use crate::abstractions::net::Net;
+use crate::abstractions::pernet::{self, PernetData};
+use crate::abstractions::rcu;
+use crate::abstractions::skb::SkBuff;
+use crate::bindings;
+use core::sync::atomic::{AtomicBool, Ordering};
+use kernel::error::to_result;
+use kernel::prelude::*;
+
+/// The IPv4 hook points icmp_ct uses.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum HookPoint {
+    /// `NF_INET_PRE_ROUTING`: packets arriving from an interface.
+    PreRouting,
+    /// `NF_INET_LOCAL_IN`: packets delivered to a local socket.
+    LocalIn,
+    /// `NF_INET_LOCAL_OUT`: locally generated packets.
+    LocalOut,
+    /// `NF_INET_POST_ROUTING`: packets leaving through an interface.
+    PostRouting,
+}
+
+impl HookPoint {
+    fn to_raw(self) -> u32 {
+        match self {
+            HookPoint::PreRouting => bindings::ICMP_CT_NF_INET_PRE_ROUTING,
+            HookPoint::LocalIn => bindings::ICMP_CT_NF_INET_LOCAL_IN,
+            HookPoint::LocalOut => bindings::ICMP_CT_NF_INET_LOCAL_OUT,
+            HookPoint::PostRouting => bindings::ICMP_CT_NF_INET_POST_ROUTING,
+        }
+    }
+
+    fn from_raw(hook: u32) -> Option<Self> {
+        [
+            HookPoint::PreRouting,
+            HookPoint::LocalIn,
+            HookPoint::LocalOut,
+            HookPoint::PostRouting,
+        ]
+        .into_iter()
+        .find(|point| point.to_raw() == hook)
+    }
+}
+
+/// What a hook decides for a packet.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Verdict {
+    /// Let the packet continue (`NF_ACCEPT`).
+    Accept,
+    /// Drop and free the packet (`NF_DROP`).
+    Drop,
+}
+
+/// Namespace state that handles the packets of its own hooks.
+pub(crate) trait NetHooks: PernetData {
+    /// Called for each IPv4 packet at `point`, in softirq or process context with RCU held.
+    fn hook(&self, point: HookPoint, skb: &SkBuff) -> Verdict;
+}
+
+/// Where one hook sits.
+pub(crate) struct HookSpec {
+    /// The hook point.
+    pub(crate) point: HookPoint,
+    /// Its priority (lower runs first).
+    pub(crate) priority: i32,
+}
+
+/// # Safety
+///
+/// Called by netfilter with a live packet and hook state, inside an RCU read-side section,
+/// for hooks registered by [`HookRegistration::new::<T>`].
+unsafe extern "C" fn hook_callback<T: NetHooks>(
+    _priv: *mut core::ffi::c_void,
+    skb: *mut bindings::sk_buff,
+    state: *const bindings::nf_hook_state,
+) -> core::ffi::c_uint {
+    // SAFETY: netfilter passes a valid state for the duration of the call.
+    let state = unsafe { &*state };
+    // SAFETY: the namespace of a packet in flight is alive.
+    let net = unsafe { Net::from_raw(state.net) };
+    // SAFETY: this is a netfilter hook registered by `T`'s state, unregistered in its
+    // `pre_exit`, which an RCU grace period separates from freeing the state.
+    let Some(data) = (unsafe { pernet::data::<T>(net) }) else {
+        return bindings::ICMP_CT_NF_ACCEPT;
+    };
+    let Some(point) = HookPoint::from_raw(u32::from(state.hook)) else {
+        return bindings::ICMP_CT_NF_ACCEPT;
+    };
+    // SAFETY: the hook owns the packet for the duration of the call.
+    let skb = unsafe { SkBuff::from_raw(skb) };
+    match data.hook(point, skb) {
+        Verdict::Accept => bindings::ICMP_CT_NF_ACCEPT,
+        Verdict::Drop => bindings::ICMP_CT_NF_DROP,
+    }
+}
+
+/// IPv4 hooks registered in one namespace; unregistered on [`HookRegistration::unregister`]
+/// or drop.
+///
+/// # Invariants
+///
+/// `net` is alive while `self` is (the registration is owned by the namespace's state), and
+/// `ops` was registered in it while `registered` is true.
+pub(crate) struct HookRegistration {
+    net: *mut bindings::net,
+    ops: KVec<bindings::nf_hook_ops>,
+    registered: AtomicBool,
+}
+
+// SAFETY: the raw pointers are only handed to netfilter's (un)registration functions, which
+// may be called from any thread.
+unsafe impl Send for HookRegistration {}
+// SAFETY: `unregister` is the only `&self` method and it is made idempotent by an atomic swap.
+unsafe impl Sync for HookRegistration {}
+
+impl HookRegistration {
+    /// Registers `specs` in `net`, each calling `T::hook`.
+    pub(crate) fn new<T: NetHooks>(net: &Net, specs: &[HookSpec]) -> Result<Self> {
+        let mut ops = KVec::with_capacity(specs.len(), GFP_KERNEL)?;
+        for spec in specs {
+            ops.push(
+                bindings::nf_hook_ops {
+                    hook: Some(hook_callback::<T>),
+                    pf: bindings::ICMP_CT_NFPROTO_IPV4,
+                    hooknum: spec.point.to_raw(),
+                    priority: spec.priority,
+                    ..Default::default()
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        let count = u32::try_from(ops.len()).map_err(|_| EINVAL)?;
+        // SAFETY: `net` is alive; `ops` is a heap array that is neither moved nor freed until
+        // it is unregistered (in `unregister` or `drop`).
+        to_result(unsafe { bindings::nf_register_net_hooks(net.as_ptr(), ops.as_ptr(), count) })?;
+        // INVARIANT: just registered in `net`, which owns the state that owns `self`.
+        Ok(HookRegistration {
+            net: net.as_ptr(),
+            ops,
+            registered: AtomicBool::new(true),
+        })
+    }
+
+    /// Unregisters the hooks without waiting for running hook calls to finish: for
+    /// `PernetData::pre_exit`, after which the kernel waits for an RCU grace period.
+    pub(crate) fn unregister(&self) -> bool {
+        if !self.registered.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        let count = self.ops.len() as u32;
+        // SAFETY: by the type invariant the hooks are registered in the live `self.net`.
+        unsafe { bindings::nf_unregister_net_hooks(self.net, self.ops.as_ptr(), count) };
+        true
+    }
+}
+
+impl Drop for HookRegistration {
+    fn drop(&mut self) {
+        // Only reached still registered on error paths: wait for hook calls in flight, since
+        // nobody else will before the state is freed.
+        if self.unregister() {
+            rcu::synchronize();
+        }
+    }
+}

@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Socket buffers (`struct sk_buff`), as the netfilter hooks see them.
+
+use crate::bindings;
+use kernel::types::Opaque;
+
+/// A packet handed to a netfilter hook.
+///
+/// # Invariants
+///
+/// A `&SkBuff` refers to a live `sk_buff` that nobody else modifies while the reference
+/// exists (netfilter hooks own the packet for the duration of the call).
+#[repr(transparent)]
+pub(crate) struct SkBuff(Opaque<bindings::sk_buff>);
+
+impl SkBuff {
+    /// Creates a reference to the packet at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to a live `sk_buff` owned by the caller for `'a`.
+    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::sk_buff) -> &'a SkBuff {
+        // SAFETY: `SkBuff` is `repr(transparent)` over `Opaque<sk_buff>`; validity per caller.
+        // INVARIANT: the caller owns the packet for `'a`.
+        unsafe { &*ptr.cast::<SkBuff>() }
+    }
+
+    /// The raw pointer, for kernel calls.
+    pub(crate) fn as_ptr(&self) -> *mut bindings::sk_buff {
+        self.0.get()
+    }
+
+    /// Length of the packet data from `skb->data`, linear and paged parts together.
+    pub(crate) fn len(&self) -> u32 {
+        // SAFETY: by the type invariant the packet is live and not modified concurrently.
+        unsafe { (*self.as_ptr()).len }
+    }
+
+    /// Offset of the network header from `skb->data` (0 at the IPv4 hooks).
+    pub(crate) fn network_offset(&self) -> i32 {
+        // SAFETY: by the type invariant the packet is live.
+        unsafe { bindings::icmp_ct_skb_network_offset(self.as_ptr()) }
+    }
+
+    /// Reads `buffer.len()` bytes at `offset` from `skb->data`, also from paged data.
+    ///
+    /// Returns the bytes (in the packet's linear area or copied into `buffer`), or `None` if
+    /// the packet is shorter than `offset + buffer.len()`.
+    pub(crate) fn header<'a>(&'a self, offset: u32, buffer: &'a mut [u8]) -> Option<&'a [u8]> {
+        let len = i32::try_from(buffer.len()).ok()?;
+        let offset = i32::try_from(offset).ok()?;
+        // SAFETY: the packet is live (type invariant) and `buffer` is writable for `len` bytes.
+        let ptr = unsafe {
+            bindings::icmp_ct_skb_header_pointer(
+                self.as_ptr(),
+                offset,
+                len,
+                buffer.as_mut_ptr().cast(),
+            )
+        };
+        if ptr.is_null() {
+            return None;
+        }
+        // SAFETY: `skb_header_pointer` returned either `buffer` or a pointer into the linear
+        // area holding at least `len` bytes, both valid while `self` and `buffer` are borrowed.
+        Some(unsafe { core::slice::from_raw_parts(ptr.cast::<u8>(), buffer.len()) })
+    }
+}
+
+impl SkBuff {
+    /// Whether the transport checksum of an IPv4 packet whose transport header starts at
+    /// `offset` is correct (`nf_ip_checksum`, which uses hardware verification when present).
+    pub(crate) fn ipv4_checksum_ok(&self, hook: u32, offset: u32, protocol: u8) -> bool {
+        // SAFETY: the packet is live and owned by the hook; `nf_ip_checksum` may mark the
+        // checksum verified, which the caller's ownership allows.
+        unsafe { bindings::nf_ip_checksum(self.as_ptr(), hook, offset, protocol) == 0 }
+    }
+
+    /// `skb->mark`.
+    pub(crate) fn mark(&self) -> u32 {
+        // SAFETY: the packet is live.
+        unsafe { bindings::icmp_ct_skb_mark(self.as_ptr()) }
+    }
+
+    /// Sets `skb->mark`.
+    pub(crate) fn set_mark(&self, mark: u32) {
+        // SAFETY: the hook owns the packet, so it may change its metadata.
+        unsafe { bindings::icmp_ct_skb_set_mark(self.as_ptr(), mark) }
+    }
+}

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The slab cache of table entries, shared by all namespaces.
+//!
+//! Entries are freed after an RCU grace period (`call_rcu`), so module unload waits for
+//! pending frees (`rcu_barrier`) before destroying the cache.
+
+use crate::bindings;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicPtr, Ordering};
+use kernel::prelude::*;
+
+/// The cache, set while an [`EntryCache`] exists.
+static CACHE: AtomicPtr<bindings::kmem_cache> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Owner of the entry cache; destroys it on drop.
+pub(crate) struct EntryCache(());
+
+impl EntryCache {
+    /// Creates the cache. Only one may exist.
+    pub(crate) fn create() -> Result<Self> {
+        // SAFETY: no preconditions.
+        let cache = unsafe { bindings::icmp_ct_entry_cache_create() };
+        if cache.is_null() {
+            return Err(ENOMEM);
+        }
+        if CACHE
+            .compare_exchange(
+                core::ptr::null_mut(),
+                cache,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            // SAFETY: `cache` was just created and never used.
+            unsafe { bindings::kmem_cache_destroy(cache) };
+            return Err(EBUSY);
+        }
+        Ok(EntryCache(()))
+    }
+
+    /// Bytes one entry takes in the cache (the slab object size).
+    pub(crate) fn object_size(&self) -> u32 {
+        // SAFETY: the cache exists while `self` does.
+        unsafe { bindings::kmem_cache_size(CACHE.load(Ordering::Acquire)) }
+    }
+}
+
+impl Drop for EntryCache {
+    fn drop(&mut self) {
+        // Frees queued with `call_rcu` still need the cache (and this module's callback).
+        // SAFETY: may sleep; module exit runs in process context.
+        unsafe { bindings::rcu_barrier() };
+        let cache = CACHE.swap(core::ptr::null_mut(), Ordering::AcqRel);
+        // SAFETY: every entry has been freed: the tables are gone and their RCU frees done.
+        unsafe { bindings::kmem_cache_destroy(cache) };
+    }
+}
+
+/// A zeroed entry from the cache, or `None` (no memory, or no cache).
+pub(crate) fn alloc() -> Option<NonNull<bindings::icmp_ct_entry>> {
+    let cache = CACHE.load(Ordering::Acquire);
+    if cache.is_null() {
+        return None;
+    }
+    // SAFETY: `cache` is live while any namespace state (the only caller) exists.
+    NonNull::new(unsafe { bindings::icmp_ct_entry_alloc(cache) })
+}
+
+/// Returns `entry` to the cache at once.
+///
+/// # Safety
+///
+/// `entry` came from [`alloc`] and nothing refers to it any more.
+pub(crate) unsafe fn free(entry: NonNull<bindings::icmp_ct_entry>) {
+    // SAFETY: per the caller, the entry belongs to the live cache and is unused.
+    unsafe { bindings::kmem_cache_free(CACHE.load(Ordering::Acquire), entry.as_ptr().cast()) };
+}
+
+/// # Safety
+///
+/// Called by RCU for an entry queued by [`free_after_grace_period`].
+unsafe extern "C" fn free_rcu_callback(head: *mut bindings::callback_head) {
+    let offset = core::mem::offset_of!(bindings::icmp_ct_entry, rcu);
+    // SAFETY: `head` is the `rcu` field of an entry, so stepping back `offset` bytes stays in
+    // the same allocation.
+    let entry = unsafe { head.cast::<u8>().sub(offset) }.cast::<bindings::icmp_ct_entry>();
+    if let Some(entry) = NonNull::new(entry) {
+        // SAFETY: a grace period has passed since the entry was unlinked: no reader is left.
+        unsafe { free(entry) };
+    }
+}
+
+/// Returns `entry` to the cache once every current RCU reader is done with it.
+///
+/// # Safety
+///
+/// `entry` came from [`alloc`], is no longer reachable by new readers, and is queued once.
+pub(crate) unsafe fn free_after_grace_period(entry: NonNull<bindings::icmp_ct_entry>) {
+    // SAFETY: `rcu` is a field of the live entry, unused until now.
+    unsafe {
+        bindings::call_rcu(
+            core::ptr::addr_of_mut!((*entry.as_ptr()).rcu),
+            Some(free_rcu_callback),
+        )
+    };
+}

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Kernel API icmp_ct's Rust code uses that the 6.12 `kernel` crate does not bind.
+ *
+ * bindgen reads this header at build time (rust/bindings_generated.rs, never committed);
+ * rust/icmp_ct_shim.c implements the functions declared here, which wrap static inline
+ * helpers and macros that bindgen cannot turn into callable symbols.
+ */
+#ifndef ICMP_CT_HELPERS_H
+#define ICMP_CT_HELPERS_H
+
+#include <linux/netfilter.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/proc_fs.h>
+#include <linux/rcupdate.h>
+#include <linux/rhashtable.h>
+#include <linux/slab.h>
+#include <linux/workqueue.h>
+#include <linux/seq_file.h>
+#include <linux/seq_file_net.h>
+#include <linux/skbuff.h>
+#include <linux/spinlock.h>
+#include <linux/sysctl.h>
+#include <net/net_namespace.h>
+#include <net/netns/generic.h>
+
+void *icmp_ct_net_generic(const struct net *net, unsigned int id);
+bool icmp_ct_net_is_init(const struct net *net);
+struct proc_dir_entry *icmp_ct_net_proc_net(const struct net *net);
+struct proc_dir_entry *icmp_ct_net_proc_net_stat(const struct net *net);
+struct net *icmp_ct_seq_file_net(struct seq_file *seq);
+struct net *icmp_ct_seq_file_single_net(struct seq_file *seq);
+void icmp_ct_rcu_read_lock(void);
+void icmp_ct_rcu_read_unlock(void);
+void icmp_ct_spin_lock_init(spinlock_t *lock);
+void icmp_ct_spin_lock_bh(spinlock_t *lock);
+void icmp_ct_spin_unlock_bh(spinlock_t *lock);
+const void *icmp_ct_skb_header_pointer(const struct sk_buff *skb, int offset, int len,
+				       void *buffer);
+int icmp_ct_skb_network_offset(const struct sk_buff *skb);
+unsigned long icmp_ct_jiffies(void);
+unsigned long icmp_ct_totalram_pages(void);
+__u32 icmp_ct_skb_mark(const struct sk_buff *skb);
+void icmp_ct_skb_set_mark(struct sk_buff *skb, __u32 mark);
+
+/*
+ * The connection table. Each entry is hashed twice, by its original and by its reply tuple,
+ * in one rhashtable; the key is the tuple's bytes, so it has no padding. IPv4 addresses are
+ * stored IPv4-mapped (::ffff:a.b.c.d), which no IPv6 packet carries, so the family needs no
+ * byte of its own.
+ */
+struct icmp_ct_tuple {
+	__u8 src[16];
+	__u8 dst[16];
+	__u8 protocol;
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__u8 l4[4]; /* ICMP id, or source and destination port: network byte order */
+};
+
+/* One direction of an entry, as hashed. */
+struct icmp_ct_node {
+	struct rhash_head head;
+	struct icmp_ct_tuple tuple;
+	__u8 dir; /* 0: original, 1: reply; not part of the key */
+};
+
+/* Owned by the Rust code; only its layout is shared, for the table's parameters. */
+struct icmp_ct_entry {
+	struct icmp_ct_node node[2];
+	__u64 state; /* packed flow state, updated with atomics */
+	__u32 deadline; /* low 32 bits of jiffies; timeouts stay below 2^31 jiffies */
+	__u32 teardown; /* 1 once unlinked; at table destruction: nodes visited */
+	struct rcu_head rcu;
+};
+
+/* Buckets of a new table; it never shrinks below this. */
+#define ICMP_CT_TABLE_MIN_BUCKETS 64
+
+int icmp_ct_table_init(struct rhashtable *ht);
+void icmp_ct_table_destroy(struct rhashtable *ht, void (*free_fn)(void *node, void *arg),
+			   void *arg);
+struct icmp_ct_node *icmp_ct_table_lookup(struct rhashtable *ht,
+					  const struct icmp_ct_tuple *key);
+int icmp_ct_table_insert(struct rhashtable *ht, struct icmp_ct_node *node);
+int icmp_ct_table_remove(struct rhashtable *ht, struct icmp_ct_node *node);
+const struct bucket_table *icmp_ct_table_first(struct rhashtable *ht);
+const struct bucket_table *icmp_ct_table_following(const struct bucket_table *tbl);
+unsigned int icmp_ct_table_buckets(const struct bucket_table *tbl);
+struct icmp_ct_node *icmp_ct_table_bucket(const struct bucket_table *tbl, unsigned int bucket);
+struct icmp_ct_node *icmp_ct_table_next(const struct icmp_ct_node *node);
+
+struct kmem_cache *icmp_ct_entry_cache_create(void);
+struct icmp_ct_entry *icmp_ct_entry_alloc(struct kmem_cache *cache);
+
+void icmp_ct_init_delayed_work(struct delayed_work *work, work_func_t func);
+struct delayed_work *icmp_ct_to_delayed_work(struct work_struct *work);
+bool icmp_ct_schedule_delayed_work(struct delayed_work *work, unsigned long delay);
+
+#ifdef __BINDGEN__
+/* Typed copies of enum and macro values: anonymous enums have no stable Rust name. */
+const unsigned int ICMP_CT_NF_ACCEPT = NF_ACCEPT;
+const unsigned int ICMP_CT_NF_DROP = NF_DROP;
+const unsigned char ICMP_CT_NFPROTO_IPV4 = NFPROTO_IPV4;
+const unsigned int ICMP_CT_NF_INET_PRE_ROUTING = NF_INET_PRE_ROUTING;
+const unsigned int ICMP_CT_NF_INET_LOCAL_IN = NF_INET_LOCAL_IN;
+const unsigned int ICMP_CT_NF_INET_LOCAL_OUT = NF_INET_LOCAL_OUT;
+const unsigned int ICMP_CT_NF_INET_POST_ROUTING = NF_INET_POST_ROUTING;
+const unsigned int ICMP_CT_HZ = HZ;
+const unsigned int ICMP_CT_TABLE_INITIAL_BUCKETS = ICMP_CT_TABLE_MIN_BUCKETS;
+const unsigned char ICMP_CT_IPPROTO_ICMP = IPPROTO_ICMP;
+#endif
+
+#endif /* ICMP_CT_HELPERS_H */

@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Out-of-line copies of static inline kernel helpers for icmp_ct's Rust code.
+ * Nothing here holds logic of its own.
+ */
+#include <linux/mm.h>
+
+#include "icmp_ct_helpers.h"
+
+void *icmp_ct_net_generic(const struct net *net, unsigned int id)
+{
+	return net_generic(net, id);
+}
+
+bool icmp_ct_net_is_init(const struct net *net)
+{
+	return net_eq(net, &init_net);
+}
+
+struct proc_dir_entry *icmp_ct_net_proc_net(const struct net *net)
+{
+	return net->proc_net;
+}
+
+struct proc_dir_entry *icmp_ct_net_proc_net_stat(const struct net *net)
+{
+	return net->proc_net_stat;
+}
+
+struct net *icmp_ct_seq_file_net(struct seq_file *seq)
+{
+	return seq_file_net(seq);
+}
+
+struct net *icmp_ct_seq_file_single_net(struct seq_file *seq)
+{
+	return seq_file_single_net(seq);
+}
+
+void icmp_ct_rcu_read_lock(void)
+{
+	rcu_read_lock();
+}
+
+void icmp_ct_rcu_read_unlock(void)
+{
+	rcu_read_unlock();
+}
+
+void icmp_ct_spin_lock_init(spinlock_t *lock)
+{
+	spin_lock_init(lock);
+}
+
+void icmp_ct_spin_lock_bh(spinlock_t *lock)
+{
+	spin_lock_bh(lock);
+}
+
+void icmp_ct_spin_unlock_bh(spinlock_t *lock)
+{
+	spin_unlock_bh(lock);
+}
+
+const void *icmp_ct_skb_header_pointer(const struct sk_buff *skb, int offset, int len,
+				       void *buffer)
+{
+	return skb_header_pointer(skb, offset, len, buffer);
+}
+
+int icmp_ct_skb_network_offset(const struct sk_buff *skb)
+{
+	return skb_network_offset(skb);
+}
+
+unsigned long icmp_ct_jiffies(void)
+{
+	return READ_ONCE(jiffies);
+}
+
+unsigned long icmp_ct_totalram_pages(void)
+{
+	return totalram_pages();
+}
+
+__u32 icmp_ct_skb_mark(const struct sk_buff *skb)
+{
+	return skb->mark;
+}
+
+void icmp_ct_skb_set_mark(struct sk_buff *skb, __u32 mark)
+{
+	skb->mark = mark;
+}
+
+static const struct rhashtable_params icmp_ct_table_params = {
+	.head_offset = offsetof(struct icmp_ct_node, head),
+	.key_offset = offsetof(struct icmp_ct_node, tuple),
+	.key_len = sizeof(struct icmp_ct_tuple),
+	.min_size = ICMP_CT_TABLE_MIN_BUCKETS,
+	.nelem_hint = ICMP_CT_TABLE_MIN_BUCKETS * 3 / 4,
+	.automatic_shrinking = true,
+};
+
+int icmp_ct_table_init(struct rhashtable *ht)
+{
+	return rhashtable_init(ht, &icmp_ct_table_params);
+}
+
+void icmp_ct_table_destroy(struct rhashtable *ht, void (*free_fn)(void *node, void *arg),
+			   void *arg)
+{
+	rhashtable_free_and_destroy(ht, free_fn, arg);
+}
+
+struct icmp_ct_node *icmp_ct_table_lookup(struct rhashtable *ht,
+					  const struct icmp_ct_tuple *key)
+{
+	return rhashtable_lookup(ht, key, icmp_ct_table_params);
+}
+
+int icmp_ct_table_insert(struct rhashtable *ht, struct icmp_ct_node *node)
+{
+	return rhashtable_lookup_insert_fast(ht, &node->head, icmp_ct_table_params);
+}
+
+int icmp_ct_table_remove(struct rhashtable *ht, struct icmp_ct_node *node)
+{
+	return rhashtable_remove_fast(ht, &node->head, icmp_ct_table_params);
+}
+
+const struct bucket_table *icmp_ct_table_first(struct rhashtable *ht)
+{
+	return rht_dereference_rcu(ht->tbl, ht);
+}
+
+const struct bucket_table *icmp_ct_table_following(const struct bucket_table *tbl)
+{
+	return rcu_dereference(tbl->future_tbl);
+}
+
+unsigned int icmp_ct_table_buckets(const struct bucket_table *tbl)
+{
+	return tbl->size;
+}
+
+static struct icmp_ct_node *icmp_ct_node_of(struct rhash_head *head)
+{
+	return rht_is_a_nulls(head) ? NULL : container_of(head, struct icmp_ct_node, head);
+}
+
+struct icmp_ct_node *icmp_ct_table_bucket(const struct bucket_table *tbl, unsigned int bucket)
+{
+	return icmp_ct_node_of(rht_ptr_rcu(rht_bucket(tbl, bucket)));
+}
+
+struct icmp_ct_node *icmp_ct_table_next(const struct icmp_ct_node *node)
+{
+	return icmp_ct_node_of(rcu_dereference(node->head.next));
+}
+
+void icmp_ct_init_delayed_work(struct delayed_work *work, work_func_t func)
+{
+	INIT_DELAYED_WORK(work, func);
+}
+
+struct delayed_work *icmp_ct_to_delayed_work(struct work_struct *work)
+{
+	return to_delayed_work(work);
+}
+
+bool icmp_ct_schedule_delayed_work(struct delayed_work *work, unsigned long delay)
+{
+	return queue_delayed_work(system_power_efficient_wq, work, delay);
+}
+
+struct kmem_cache *icmp_ct_entry_cache_create(void)
+{
+	return kmem_cache_create("icmp_ct_entry", sizeof(struct icmp_ct_entry), 0,
+				 SLAB_HWCACHE_ALIGN, NULL);
+}
+
+struct icmp_ct_entry *icmp_ct_entry_alloc(struct kmem_cache *cache)
+{
+	/* Called from the packet path: never sleep, never warn on a full table's memory. */
+	return kmem_cache_zalloc(cache, GFP_ATOMIC | __GFP_NOWARN);
+}

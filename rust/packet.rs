@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What one IPv4 packet is to the tracker: parsed from the first bytes of its network header
+//! with `proto`, without touching the packet.
+
+use crate::abstractions::skb::SkBuff;
+use crate::proto::addr::{Addr, Family};
+use crate::proto::flow_state::{self, TcpFlags};
+use crate::proto::icmp_types::{self, IcmpKind};
+use crate::proto::state::InvalidReason;
+use crate::proto::tuple::{self, Tuple, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
+use crate::proto::{icmp, icmp_error, ipv4};
+
+/// Bytes read from each packet: the longest IPv4 header (60), the ICMP header (8), and the
+/// embedded header of an ICMP error with the 8 bytes after it (68), rounded up.
+const SNAPLEN: usize = 160;
+
+/// A packet as the tracker classifies it.
+pub(crate) enum Packet {
+    /// A non-first fragment: no transport header to track it by.
+    Fragment {
+        /// The IP protocol of the fragmented packet.
+        protocol: u8,
+    },
+    /// A packet that cannot be tracked.
+    Invalid(InvalidReason),
+    /// An ICMP query, reply or other non-error message.
+    Icmp {
+        /// Its tuple.
+        tuple: Tuple,
+        /// What its type is.
+        kind: IcmpKind,
+        /// Offset of the ICMP header from the network header, for checksumming.
+        l4_offset: u32,
+        /// Whether it is a fragment (then its checksum cannot be verified).
+        fragmented: bool,
+    },
+    /// An ICMP error about the flow of `embedded`.
+    IcmpError {
+        /// The tuple of the packet the error is about, as its sender sent it.
+        embedded: Tuple,
+        /// Its ICMP type.
+        icmp_type: u8,
+        /// Its ICMP code.
+        code: u8,
+        /// Offset of the ICMP header from the network header, for checksumming.
+        l4_offset: u32,
+        /// Whether it is a fragment (then its checksum cannot be verified).
+        fragmented: bool,
+    },
+    /// A UDP, TCP or other IP protocol packet.
+    Flow {
+        /// Its tuple.
+        tuple: Tuple,
+        /// The TCP flags for TCP.
+        tcp: Option<TcpFlags>,
+    },
+}
+
+impl Packet {
+    /// Whether this is a fragment of an ICMP message (first or later).
+    pub(crate) fn is_fragmented_icmp(&self) -> bool {
+        matches!(
+            self,
+            Packet::Fragment {
+                protocol: IPPROTO_ICMP
+            } | Packet::Icmp {
+                fragmented: true,
+                ..
+            } | Packet::IcmpError {
+                fragmented: true,
+                ..
+            }
+        )
+    }
+
+    /// Reads and parses the IPv4 packet `skb`.
+    pub(crate) fn read(skb: &SkBuff) -> Packet {
+        let mut buffer = [0u8; SNAPLEN];
+        let Ok(offset) = u32::try_from(skb.network_offset()) else {
+            return Packet::Invalid(ipv4::ParseError::TruncatedIpHeader.into());
+        };
+        let available = skb.len().saturating_sub(offset) as usize;
+        let Some(wanted) = buffer.get_mut(..available.min(SNAPLEN)) else {
+            return Packet::Invalid(ipv4::ParseError::TruncatedIpHeader.into());
+        };
+        match skb.header(offset, wanted) {
+            Some(bytes) => Packet::parse(bytes),
+            None => Packet::Invalid(ipv4::ParseError::TruncatedIpHeader.into()),
+        }
+    }
+
+    /// Parses the first bytes of an IPv4 packet.
+    pub(crate) fn parse(bytes: &[u8]) -> Packet {
+        Self::try_parse(bytes).unwrap_or_else(Packet::Invalid)
+    }
+
+    fn try_parse(bytes: &[u8]) -> Result<Packet, InvalidReason> {
+        let ip = ipv4::parse(bytes)?;
+        if !ip.carries_transport_header() {
+            return Ok(Packet::Fragment {
+                protocol: ip.protocol,
+            });
+        }
+        let l4 = ip.payload(bytes);
+        let l4_offset = ip.header_len as u32;
+        let fragmented = ip.is_fragment();
+        let (src, dst) = (Addr::from_v4(ip.src), Addr::from_v4(ip.dst));
+        let family = Family::Ipv4;
+        Ok(match ip.protocol {
+            IPPROTO_ICMP => {
+                let header = icmp::parse(l4)?;
+                match icmp_types::kind(family, header.icmp_type) {
+                    IcmpKind::Error => {
+                        let embedded = icmp_error::parse_embedded_v4(icmp::payload(l4))?;
+                        icmp_error::check_embedded(dst, &embedded)?;
+                        Packet::IcmpError {
+                            embedded: embedded.tuple,
+                            icmp_type: header.icmp_type,
+                            code: header.code,
+                            l4_offset,
+                            fragmented,
+                        }
+                    }
+                    kind => Packet::Icmp {
+                        tuple: Tuple::icmp(
+                            family,
+                            src,
+                            dst,
+                            header.icmp_type,
+                            header.code,
+                            header.id(),
+                        ),
+                        kind,
+                        l4_offset,
+                        fragmented,
+                    },
+                }
+            }
+            IPPROTO_TCP => {
+                let header = flow_state::parse_tcp(l4)?;
+                Packet::Flow {
+                    tuple: Tuple::ports(family, src, dst, ip.protocol, header.sport, header.dport),
+                    tcp: Some(header.flags),
+                }
+            }
+            IPPROTO_UDP => Packet::Flow {
+                tuple: Tuple {
+                    family,
+                    src,
+                    dst,
+                    protocol: ip.protocol,
+                    l4: tuple::l4_from_transport(family, ip.protocol, l4)?,
+                },
+                tcp: None,
+            },
+            protocol => Packet::Flow {
+                tuple: Tuple::generic(family, src, dst, protocol),
+                tcp: None,
+            },
+        })
+    }
+}

@@ -1,0 +1,408 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What happens to one IPv4 packet at icmp_ct's hooks.
+//!
+//! Every packet passes one classification hook (PRE_ROUTING or LOCAL_OUT, priority -99) and,
+//! unless the ruleset drops it, one confirmation hook (LOCAL_IN or POST_ROUTING, priority 99).
+//! Classification only reads the table: it decides the packet's state for statistics (and
+//! the rules after it). Confirmation applies the packet to the table: it inserts the entry of
+//! a NEW packet, refreshes timeouts, counts requests and replies, and destroys entries that a
+//! reply or an error ends. So a packet dropped in between leaves no trace, and an entry is
+//! destroyed "once the reply has traveled all the way through the Netfilter structure".
+
+use crate::abstractions::jiffies;
+use crate::abstractions::netfilter::{HookPoint, NetHooks, Verdict};
+use crate::abstractions::rcu::RcuGuard;
+use crate::abstractions::skb::SkBuff;
+use crate::abstractions::table::{Dir, Entry, Eviction, InsertError, NewEntry};
+use crate::bindings;
+use crate::net_state::NetState;
+use crate::packet::Packet;
+use crate::proto::addr::Family;
+use crate::proto::entry_word;
+use crate::proto::flow_state::{self, FlowAction, FlowDecision, FlowLookup, TcpFlags, TimeoutKind};
+use crate::proto::icmp_error::{self, ErrorDecision, ErrorLookup};
+use crate::proto::icmp_state::{self, Lookup, QueryAction};
+use crate::proto::icmp_types::IcmpKind;
+use crate::proto::state::{InvalidReason, State};
+use crate::proto::tuple::Tuple;
+use crate::stats::Counter;
+use crate::sysctls::Knob;
+use core::sync::atomic::Ordering;
+use kernel::prelude::*;
+
+fn hook_counter(point: HookPoint) -> Counter {
+    match point {
+        HookPoint::PreRouting => Counter::HookPreRouting,
+        HookPoint::LocalIn => Counter::HookLocalIn,
+        HookPoint::LocalOut => Counter::HookLocalOut,
+        HookPoint::PostRouting => Counter::HookPostRouting,
+    }
+}
+
+fn state_counter(state: &State) -> Counter {
+    match state {
+        State::New => Counter::New,
+        State::Established => Counter::Established,
+        State::Related => Counter::Related,
+        State::Invalid(_) => Counter::Invalid,
+        State::Untracked => Counter::Untracked,
+    }
+}
+
+impl NetHooks for NetState {
+    fn hook(&self, point: HookPoint, skb: &SkBuff) -> Verdict {
+        self.stats.inc(hook_counter(point));
+        match point {
+            HookPoint::PreRouting | HookPoint::LocalOut => self.classify_hook(point, skb),
+            HookPoint::LocalIn | HookPoint::PostRouting => self.confirm_hook(skb),
+        }
+    }
+}
+
+/// A live (not expired) entry found for a tuple.
+struct Found<'a> {
+    entry: &'a Entry,
+    dir: Dir,
+}
+
+impl NetState {
+    fn classify_hook(&self, point: HookPoint, skb: &SkBuff) -> Verdict {
+        let packet = Packet::read(skb);
+        // The filtering guide: fragmented ICMP is dropped before any other analysis.
+        if packet.is_fragmented_icmp() && self.sysctl(Knob::DropFragments) != 0 {
+            self.stats.inc(Counter::DroppedFragment);
+            return Verdict::Drop;
+        }
+        let rcu = RcuGuard::new();
+        let state = match self.checksum_failure(point, skb, &packet) {
+            Some(reason) => State::Invalid(reason),
+            None => self.classify(&packet, &rcu),
+        };
+        self.stats.inc(state_counter(&state));
+        self.mark(skb, &state);
+        if let State::Invalid(reason) = state {
+            if self.sysctl(Knob::LogInvalid) != 0 && crate::abstractions::log::ratelimited() {
+                pr_info!("INVALID packet: {}\n", reason.as_str());
+            }
+            if self.sysctl(Knob::DropInvalid) != 0 {
+                self.stats.inc(Counter::DroppedInvalid);
+                return Verdict::Drop;
+            }
+        }
+        Verdict::Accept
+    }
+
+    /// Writes the state code into `skb->mark` under `ip_ct_mark_mask`, shifted to the mask's
+    /// lowest set bit; bits outside the mask are kept.
+    fn mark(&self, skb: &SkBuff, state: &State) {
+        let mask = self.sysctl(Knob::MarkMask) as u32;
+        if mask == 0 {
+            return;
+        }
+        let code = state.mark_code().wrapping_shl(mask.trailing_zeros());
+        skb.set_mark((skb.mark() & !mask) | (code & mask));
+    }
+
+    /// `Some` if the packet is an ICMP message whose checksum is wrong and checksums are
+    /// checked: like nf_conntrack, only on arrival (locally generated packets may carry a
+    /// partial checksum) and not on fragments (the checksum covers the whole message).
+    fn checksum_failure(
+        &self,
+        point: HookPoint,
+        skb: &SkBuff,
+        packet: &Packet,
+    ) -> Option<InvalidReason> {
+        let (Packet::Icmp {
+            l4_offset,
+            fragmented: false,
+            ..
+        }
+        | Packet::IcmpError {
+            l4_offset,
+            fragmented: false,
+            ..
+        }) = packet
+        else {
+            return None;
+        };
+        if point != HookPoint::PreRouting || self.sysctl(Knob::Checksum) == 0 {
+            return None;
+        }
+        let offset = u32::try_from(skb.network_offset())
+            .ok()?
+            .saturating_add(*l4_offset);
+        let hook = bindings::ICMP_CT_NF_INET_PRE_ROUTING;
+        if skb.ipv4_checksum_ok(hook, offset, bindings::ICMP_CT_IPPROTO_ICMP) {
+            None
+        } else {
+            Some(InvalidReason::BadChecksum)
+        }
+    }
+
+    /// Looks `tuple` up, ignoring expired entries.
+    fn find<'a>(&'a self, tuple: &Tuple, rcu: &'a RcuGuard) -> Option<Found<'a>> {
+        let (entry, dir) = self.table.lookup(tuple, rcu)?;
+        if self.expired(entry, jiffies::now()) {
+            return None;
+        }
+        self.stats.inc(Counter::Found);
+        Some(Found { entry, dir })
+    }
+
+    /// Whether `entry` has expired at `now`.
+    pub(crate) fn expired(&self, entry: &Entry, now: u32) -> bool {
+        jiffies::reached(entry.deadline().load(Ordering::Relaxed), now)
+    }
+
+    fn classify(&self, packet: &Packet, rcu: &RcuGuard) -> State {
+        match packet {
+            Packet::Fragment { .. } => State::Untracked,
+            Packet::Invalid(reason) => State::Invalid(*reason),
+            Packet::Icmp { tuple, kind, .. } => {
+                let found = self.find(tuple, rcu);
+                let state = found
+                    .as_ref()
+                    .map(|f| entry_word::unpack_icmp(f.entry.state().load(Ordering::Relaxed)));
+                let lookup = query_lookup(found.as_ref().map(|f| f.dir), state.as_ref());
+                icmp_state::classify_query(*kind, lookup, self.keep_replied()).state
+            }
+            Packet::IcmpError {
+                embedded,
+                icmp_type,
+                code,
+                ..
+            } => {
+                let found = self.find(embedded, rcu);
+                error_decision(found.as_ref(), *icmp_type, *code).state
+            }
+            Packet::Flow { tuple, tcp } => {
+                let found = self.find(tuple, rcu);
+                let lookup = flow_lookup(found.as_ref());
+                self.flow_decision(tuple, *tcp, lookup).state
+            }
+        }
+    }
+
+    fn keep_replied(&self) -> bool {
+        self.sysctl(Knob::IcmpKeepReplied) != 0
+    }
+
+    fn flow_decision(
+        &self,
+        tuple: &Tuple,
+        tcp: Option<TcpFlags>,
+        lookup: FlowLookup,
+    ) -> FlowDecision {
+        match tcp {
+            Some(flags) => flow_state::tcp_packet(flags, lookup, self.sysctl(Knob::TcpLoose) != 0),
+            None if crate::proto::tuple::uses_ports(tuple.protocol) => {
+                flow_state::udp_packet(lookup)
+            }
+            None => flow_state::generic_packet(lookup),
+        }
+    }
+
+    fn confirm_hook(&self, skb: &SkBuff) -> Verdict {
+        let packet = Packet::read(skb);
+        let rcu = RcuGuard::new();
+        match &packet {
+            Packet::Fragment { .. } | Packet::Invalid(_) => Verdict::Accept,
+            Packet::Icmp { tuple, kind, .. } => self.confirm_query(tuple, *kind, &rcu),
+            Packet::IcmpError {
+                embedded,
+                icmp_type,
+                code,
+                ..
+            } => {
+                if let Some(found) = self.find(embedded, &rcu) {
+                    if error_decision(Some(&found), *icmp_type, *code).destroy_entry
+                        && self.table.remove(found.entry)
+                    {
+                        self.stats.inc(Counter::DestroyedOnError);
+                    }
+                }
+                Verdict::Accept
+            }
+            Packet::Flow { tuple, tcp } => self.confirm_flow(tuple, *tcp, &rcu),
+        }
+    }
+
+    fn timeout_deadline(&self, kind: TimeoutKind) -> u32 {
+        let seconds = u32::try_from(self.sysctl(Knob::timeout(kind))).unwrap_or(1);
+        jiffies::now().wrapping_add(jiffies::from_secs(seconds))
+    }
+
+    fn confirm_query(&self, tuple: &Tuple, kind: IcmpKind, rcu: &RcuGuard) -> Verdict {
+        let keep_replied = self.keep_replied();
+        // A lost race with another CPU inserting the same entry: apply to the winner's.
+        for _ in 0..2 {
+            let Some(found) = self.find(tuple, rcu) else {
+                let decision = icmp_state::classify_query(kind, Lookup::None, keep_replied);
+                let QueryAction::Create(state) = decision.action else {
+                    return Verdict::Accept;
+                };
+                let Some(reply) = tuple.reply() else {
+                    return Verdict::Accept;
+                };
+                let deadline = self.timeout_deadline(TimeoutKind::Icmp);
+                match self.insert(tuple, &reply, entry_word::pack_icmp(state), deadline) {
+                    Err(InsertError::Clash) => continue,
+                    Err(InsertError::Full) => return Verdict::Drop,
+                    Ok(()) => return Verdict::Accept,
+                }
+            };
+            let word = found.entry.state();
+            let mut current = word.load(Ordering::Relaxed);
+            loop {
+                let state = entry_word::unpack_icmp(current);
+                let lookup = query_lookup(Some(found.dir), Some(&state));
+                let decision = icmp_state::classify_query(kind, lookup, keep_replied);
+                let QueryAction::Update {
+                    entry,
+                    refresh,
+                    destroy,
+                } = decision.action
+                else {
+                    return Verdict::Accept;
+                };
+                let new = entry_word::pack_icmp(entry);
+                match word.compare_exchange(current, new, Ordering::AcqRel, Ordering::Relaxed) {
+                    Ok(_) => {
+                        if refresh {
+                            found
+                                .entry
+                                .deadline()
+                                .store(self.timeout_deadline(TimeoutKind::Icmp), Ordering::Relaxed);
+                        }
+                        if destroy && self.table.remove(found.entry) {
+                            self.stats.inc(Counter::DestroyedOnReply);
+                        }
+                        return Verdict::Accept;
+                    }
+                    Err(actual) => current = actual,
+                }
+            }
+        }
+        Verdict::Accept
+    }
+
+    fn confirm_flow(&self, tuple: &Tuple, tcp: Option<TcpFlags>, rcu: &RcuGuard) -> Verdict {
+        for _ in 0..2 {
+            let Some(found) = self.find(tuple, rcu) else {
+                let decision = self.flow_decision(tuple, tcp, FlowLookup::None);
+                let FlowAction::Create(update) = decision.action else {
+                    return Verdict::Accept;
+                };
+                let Some(reply) = tuple.reply() else {
+                    return Verdict::Accept;
+                };
+                let deadline = self.timeout_deadline(update.timeout);
+                match self.insert(tuple, &reply, entry_word::pack_flow(update.entry), deadline) {
+                    Err(InsertError::Clash) => continue,
+                    Err(InsertError::Full) => return Verdict::Drop,
+                    Ok(()) => return Verdict::Accept,
+                }
+            };
+            let word = found.entry.state();
+            let mut current = word.load(Ordering::Relaxed);
+            loop {
+                let decision = self.flow_decision(tuple, tcp, flow_lookup_word(found.dir, current));
+                let FlowAction::Update(update) = decision.action else {
+                    return Verdict::Accept;
+                };
+                let new = entry_word::pack_flow(update.entry);
+                match word.compare_exchange(current, new, Ordering::AcqRel, Ordering::Relaxed) {
+                    Ok(_) => {
+                        found
+                            .entry
+                            .deadline()
+                            .store(self.timeout_deadline(update.timeout), Ordering::Relaxed);
+                        return Verdict::Accept;
+                    }
+                    Err(actual) => current = actual,
+                }
+            }
+        }
+        Verdict::Accept
+    }
+
+    /// Inserts a new entry, making room when the table is full. `Err(Full)` means the packet
+    /// must be dropped.
+    fn insert(
+        &self,
+        original: &Tuple,
+        reply: &Tuple,
+        word: u64,
+        deadline: u32,
+    ) -> Result<(), InsertError> {
+        let Some(new) = NewEntry::new(original, reply, word, deadline) else {
+            self.stats.inc(Counter::InsertFailed);
+            return Err(InsertError::Full);
+        };
+        let limit = u32::try_from(self.sysctl(Knob::ConntrackMax)).unwrap_or(0);
+        let now = jiffies::now();
+        let result = self.table.insert(new, limit, |entry| {
+            if self.expired(entry, now) {
+                Eviction::Expired
+            } else if entry_word::is_unreplied(entry.state().load(Ordering::Relaxed)) {
+                Eviction::EarlyDrop
+            } else {
+                Eviction::Keep
+            }
+        });
+        match result {
+            Ok(evicted) => {
+                self.stats.inc(Counter::Insert);
+                self.stats.add(Counter::Expired, evicted.expired.into());
+                self.stats
+                    .add(Counter::EarlyDrop, evicted.early_dropped.into());
+                Ok(())
+            }
+            Err(InsertError::Full) => {
+                self.stats.inc(Counter::Drop);
+                if crate::abstractions::log::ratelimited() {
+                    pr_warn!("table full, dropping packet\n");
+                }
+                Err(InsertError::Full)
+            }
+            Err(InsertError::Clash) => {
+                self.stats.inc(Counter::InsertFailed);
+                Err(InsertError::Clash)
+            }
+        }
+    }
+}
+
+fn error_decision(found: Option<&Found<'_>>, icmp_type: u8, code: u8) -> ErrorDecision {
+    let lookup = match found {
+        None => ErrorLookup::NoEntry,
+        Some(f) => ErrorLookup::Entry {
+            replied: !entry_word::is_unreplied(f.entry.state().load(Ordering::Relaxed)),
+        },
+    };
+    icmp_error::classify_error(Family::Ipv4, icmp_type, code, lookup)
+}
+
+fn query_lookup<'a>(dir: Option<Dir>, state: Option<&'a icmp_state::IcmpEntryState>) -> Lookup<'a> {
+    match (dir, state) {
+        (Some(Dir::Original), Some(s)) => Lookup::Original(s),
+        (Some(Dir::Reply), Some(s)) => Lookup::Reply(s),
+        _ => Lookup::None,
+    }
+}
+
+fn flow_lookup(found: Option<&Found<'_>>) -> FlowLookup {
+    match found {
+        None => FlowLookup::None,
+        Some(f) => flow_lookup_word(f.dir, f.entry.state().load(Ordering::Relaxed)),
+    }
+}
+
+fn flow_lookup_word(dir: Dir, word: u64) -> FlowLookup {
+    let entry = entry_word::unpack_flow(word);
+    match dir {
+        Dir::Original => FlowLookup::Original(entry),
+        Dir::Reply => FlowLookup::Reply(entry),
+    }
+}

@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The state of a table entry packed into one `u64`, so that the kernel can update it with a
+//! single compare-and-swap while other CPUs read it without locks.
+//!
+//! Layout: bits 0-31 outstanding ICMP requests, bit 32 a reply was seen, bit 33 `[ASSURED]`,
+//! bits 34-35 the TCP state (0 none, 1 SYN_SENT, 2 ESTABLISHED, 3 CLOSE).
+
+use super::flow_state::{FlowEntry, TcpState};
+use super::icmp_state::IcmpEntryState;
+
+const OUTSTANDING_MASK: u64 = 0xffff_ffff;
+const REPLIED: u64 = 1 << 32;
+const ASSURED: u64 = 1 << 33;
+const TCP_SHIFT: u32 = 34;
+const TCP_MASK: u64 = 0b11 << TCP_SHIFT;
+
+/// Packs the state of an ICMP query entry.
+pub fn pack_icmp(state: IcmpEntryState) -> u64 {
+    let replied = if state.replied { REPLIED } else { 0 };
+    u64::from(state.outstanding) | replied
+}
+
+/// Unpacks the state of an ICMP query entry.
+pub fn unpack_icmp(word: u64) -> IcmpEntryState {
+    IcmpEntryState {
+        outstanding: (word & OUTSTANDING_MASK) as u32,
+        replied: word & REPLIED != 0,
+    }
+}
+
+/// Packs the state of a UDP, TCP or generic flow.
+pub fn pack_flow(flow: FlowEntry) -> u64 {
+    let replied = if flow.replied { REPLIED } else { 0 };
+    let assured = if flow.assured { ASSURED } else { 0 };
+    let tcp: u64 = match flow.tcp {
+        None => 0,
+        Some(TcpState::SynSent) => 1,
+        Some(TcpState::Established) => 2,
+        Some(TcpState::Close) => 3,
+    };
+    replied | assured | (tcp << TCP_SHIFT)
+}
+
+/// Unpacks the state of a UDP, TCP or generic flow.
+pub fn unpack_flow(word: u64) -> FlowEntry {
+    FlowEntry {
+        replied: word & REPLIED != 0,
+        assured: word & ASSURED != 0,
+        tcp: match (word & TCP_MASK) >> TCP_SHIFT {
+            1 => Some(TcpState::SynSent),
+            2 => Some(TcpState::Established),
+            3 => Some(TcpState::Close),
+            _ => None,
+        },
+    }
+}
+
+/// Whether no reply has been seen (`[UNREPLIED]`), for any kind of entry.
+pub fn is_unreplied(word: u64) -> bool {
+    word & REPLIED == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn icmp_round_trip() {
+        for outstanding in [0, 1, 2, 77, u32::MAX] {
+            for replied in [false, true] {
+                let s = IcmpEntryState {
+                    outstanding,
+                    replied,
+                };
+                assert_eq!(unpack_icmp(pack_icmp(s)), s);
+                assert_eq!(is_unreplied(pack_icmp(s)), !replied);
+            }
+        }
+    }
+
+    #[test]
+    fn flow_round_trip() {
+        let tcp = [
+            None,
+            Some(TcpState::SynSent),
+            Some(TcpState::Established),
+            Some(TcpState::Close),
+        ];
+        for t in tcp {
+            for replied in [false, true] {
+                for assured in [false, true] {
+                    let f = FlowEntry {
+                        replied,
+                        assured,
+                        tcp: t,
+                    };
+                    assert_eq!(unpack_flow(pack_flow(f)), f);
+                    assert_eq!(is_unreplied(pack_flow(f)), !replied);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fields_do_not_overlap() {
+        let f = pack_flow(FlowEntry {
+            replied: true,
+            assured: true,
+            tcp: Some(TcpState::Close),
+        });
+        assert_eq!(f & OUTSTANDING_MASK, 0);
+        assert_eq!(pack_icmp(IcmpEntryState::first_request()), 1);
+    }
+}

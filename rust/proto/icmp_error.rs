@@ -1,0 +1,469 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! ICMP errors: the embedded packet, the anti-spoofing check and what the
+//! error does to the entry it is about.
+//!
+//! "ICMP replies will very often be recognized as RELATED to original
+//! connections or connection attempts." An error carries the IP header of
+//! the packet it is about plus at least the first 8 bytes of that packet's
+//! payload; the tracker rebuilds that packet's tuple and looks it up in
+//! either direction.
+
+use super::addr::{Addr, Family};
+use super::error::ParseError;
+use super::icmp_types::{self, IcmpKind};
+use super::ipv4;
+use super::ipv6;
+use super::state::{InvalidReason, State};
+use super::tuple::{self, Tuple, L4};
+
+/// The packet embedded in an ICMP error.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub struct Embedded {
+    /// Its tuple as its sender sent it (look it up in both directions).
+    pub tuple: Tuple,
+    /// Whether it is itself an ICMP error (then the outer error is INVALID).
+    pub is_icmp_error: bool,
+}
+
+impl Embedded {
+    /// The address that sent the embedded packet.
+    pub fn sender(&self) -> Addr {
+        self.tuple.src
+    }
+}
+
+fn embedded_from(
+    family: Family,
+    src: Addr,
+    dst: Addr,
+    protocol: u8,
+    l4: &[u8],
+) -> Result<Embedded, ParseError> {
+    let l4 = tuple::l4_from_transport(family, protocol, l4)
+        .map_err(|_| ParseError::TruncatedEmbeddedHeader)?;
+    let is_icmp_error = match l4 {
+        L4::Icmp { icmp_type, .. } => icmp_types::kind(family, icmp_type) == IcmpKind::Error,
+        _ => false,
+    };
+    Ok(Embedded {
+        tuple: Tuple {
+            family,
+            src,
+            dst,
+            protocol,
+            l4,
+        },
+        is_icmp_error,
+    })
+}
+
+/// Parses the payload of an IPv4 ICMP error (the bytes after its 8-byte
+/// header): the embedded IPv4 header with its options, then the first 8
+/// bytes of its payload when its protocol needs them (TCP and UDP ports,
+/// ICMP type, code and id). A non-first fragment carries no transport
+/// header and is an error.
+pub fn parse_embedded_v4(payload: &[u8]) -> Result<Embedded, ParseError> {
+    let ip = ipv4::parse(payload).map_err(|e| match e {
+        ParseError::TruncatedIpHeader => ParseError::TruncatedEmbeddedHeader,
+        _ => ParseError::BadEmbeddedHeader,
+    })?;
+    if !ip.carries_transport_header() {
+        return Err(ParseError::EmbeddedFragment);
+    }
+    // Not bounded by total_len: that is the original packet's length.
+    let l4 = payload.get(ip.header_len..).unwrap_or(&[]);
+    embedded_from(
+        Family::Ipv4,
+        Addr::from_v4(ip.src),
+        Addr::from_v4(ip.dst),
+        ip.protocol,
+        l4,
+    )
+}
+
+/// Parses the payload of an ICMPv6 error (after its 8-byte header): the
+/// embedded IPv6 header and extension headers, then the first 8 bytes of
+/// the upper-layer header when its protocol needs them.
+pub fn parse_embedded_v6(payload: &[u8]) -> Result<Embedded, ParseError> {
+    let ip = ipv6::parse(payload).map_err(|e| match e {
+        ParseError::BadIpVersion | ParseError::TooManyExtensionHeaders => {
+            ParseError::BadEmbeddedHeader
+        }
+        _ => ParseError::TruncatedEmbeddedHeader,
+    })?;
+    if !ip.carries_transport_header() {
+        return Err(ParseError::EmbeddedFragment);
+    }
+    let l4 = payload.get(ip.l4_offset..).unwrap_or(&[]);
+    embedded_from(
+        Family::Ipv6,
+        Addr::from_v6(ip.src),
+        Addr::from_v6(ip.dst),
+        ip.protocol,
+        l4,
+    )
+}
+
+/// Anti-spoofing: the error must go to the address that sent the embedded
+/// packet.
+pub fn outer_destination_matches(outer_dst: Addr, embedded: &Embedded) -> bool {
+    outer_dst == embedded.sender()
+}
+
+/// The checks on the embedded packet before any lookup: an error about an
+/// error is INVALID, and so is an error not addressed to the sender of the
+/// packet it is about.
+pub fn check_embedded(outer_dst: Addr, embedded: &Embedded) -> Result<(), InvalidReason> {
+    if embedded.is_icmp_error {
+        Err(InvalidReason::ErrorInError)
+    } else if !outer_destination_matches(outer_dst, embedded) {
+        Err(InvalidReason::SpoofedError)
+    } else {
+        Ok(())
+    }
+}
+
+/// What the lookup of the embedded tuple found.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum ErrorLookup {
+    /// No entry, in either direction.
+    NoEntry,
+    /// An entry of any protocol; `replied` when it has seen a reply.
+    Entry {
+        /// The entry has seen a reply (is not `[UNREPLIED]`).
+        replied: bool,
+    },
+}
+
+/// The result of classifying an ICMP error.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub struct ErrorDecision {
+    /// RELATED, or INVALID when no entry matches.
+    pub state: State,
+    /// Destroy the entry once the error has passed the last hook.
+    pub destroy_entry: bool,
+}
+
+/// Classifies an ICMP error whose embedded packet passed
+/// [`check_embedded`].
+///
+/// An error about a tracked entry is RELATED. If that entry is still
+/// `[UNREPLIED]`, it is destroyed once the error has passed the last hook
+/// ("the firewall has destroyed the connection tracking entry since it
+/// knows this was an error message"), except for path-MTU messages, which
+/// never destroy. An entry that has seen a reply is never destroyed by an
+/// error. No entry: INVALID.
+pub fn classify_error(
+    family: Family,
+    icmp_type: u8,
+    code: u8,
+    lookup: ErrorLookup,
+) -> ErrorDecision {
+    match lookup {
+        ErrorLookup::NoEntry => ErrorDecision {
+            state: State::Invalid(InvalidReason::NoRelatedEntry),
+            destroy_entry: false,
+        },
+        ErrorLookup::Entry { replied } => ErrorDecision {
+            state: State::Related,
+            destroy_entry: !replied && !icmp_types::is_path_mtu_error(family, icmp_type, code),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    const A: [u8; 4] = [10, 0, 0, 1];
+    const B: [u8; 4] = [10, 0, 0, 2];
+    const ROUTER: [u8; 4] = [10, 0, 0, 254];
+
+    fn ip4(src: [u8; 4], dst: [u8; 4], proto: u8, l4: &[u8], ihl: u8) -> Vec<u8> {
+        let hl = ihl as usize * 4;
+        let mut p = std::vec![0u8; hl];
+        p[0] = 0x40 | ihl;
+        p[2..4].copy_from_slice(&((hl + l4.len()) as u16).to_be_bytes());
+        p[8] = 64;
+        p[9] = proto;
+        p[12..16].copy_from_slice(&src);
+        p[16..20].copy_from_slice(&dst);
+        let c = super::super::checksum::internet_checksum(&p);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        p.extend_from_slice(l4);
+        p
+    }
+
+    fn icmp4(t: u8, code: u8, rest: [u8; 4], payload: &[u8]) -> Vec<u8> {
+        let mut m = std::vec![t, code, 0, 0];
+        m.extend_from_slice(&rest);
+        m.extend_from_slice(payload);
+        let c = super::super::checksum::internet_checksum(&m);
+        m[2..4].copy_from_slice(&c.to_be_bytes());
+        m
+    }
+
+    /// A full IPv4 packet carrying an ICMP error about `inner`.
+    fn error_packet(from: [u8; 4], to: [u8; 4], t: u8, code: u8, inner: &[u8]) -> Vec<u8> {
+        ip4(from, to, 1, &icmp4(t, code, [0; 4], inner), 5)
+    }
+
+    /// Parses a whole packet as the tracker would: outer IPv4, ICMP header
+    /// with checksum, embedded packet, checks.
+    fn outer(pkt: &[u8]) -> Result<Embedded, InvalidReason> {
+        let ip = ipv4::parse(pkt)?;
+        let body = ip.payload(pkt);
+        let h = super::super::icmp::parse(body)?;
+        if !super::super::checksum::checksum_is_valid(body) {
+            return Err(InvalidReason::BadChecksum);
+        }
+        assert!(icmp_types::kind(Family::Ipv4, h.icmp_type).is_error());
+        let e = parse_embedded_v4(super::super::icmp::payload(body))?;
+        check_embedded(Addr::from_v4(ip.dst), &e)?;
+        Ok(e)
+    }
+
+    #[test]
+    fn udp_port_unreachable() {
+        let udp = [0x04, 0x01, 0x00, 0x89, 0, 8, 0, 0];
+        let inner = ip4(A, B, 17, &udp, 5);
+        let pkt = error_packet(B, A, 3, 3, &inner);
+        let e = outer(&pkt).unwrap();
+        assert_eq!(
+            e.tuple,
+            Tuple::ports(
+                Family::Ipv4,
+                Addr::from_v4(A),
+                Addr::from_v4(B),
+                17,
+                1025,
+                137
+            )
+        );
+        assert!(!e.is_icmp_error);
+        assert_eq!(e.sender(), Addr::from_v4(A));
+    }
+
+    #[test]
+    fn tcp_with_options_from_router() {
+        // Embedded header with 4 bytes of options; only 8 bytes of TCP.
+        let tcp = [0x9c, 0x40, 0x00, 0x50, 0, 0, 0, 1];
+        let inner = ip4(A, B, 6, &tcp, 6);
+        let pkt = error_packet(ROUTER, A, 3, 0, &inner);
+        let e = outer(&pkt).unwrap();
+        assert_eq!(
+            e.tuple.l4,
+            L4::Ports {
+                sport: 40000,
+                dport: 80
+            }
+        );
+        assert_eq!(e.tuple.protocol, 6);
+    }
+
+    #[test]
+    fn echo_request_time_exceeded() {
+        let echo = icmp4(8, 0, [0x81, 0x05, 0, 1], b"abcdefgh");
+        let inner = ip4(A, B, 1, &echo, 5);
+        let pkt = error_packet(ROUTER, A, 11, 0, &inner);
+        let e = outer(&pkt).unwrap();
+        assert_eq!(
+            e.tuple,
+            Tuple::icmp(
+                Family::Ipv4,
+                Addr::from_v4(A),
+                Addr::from_v4(B),
+                8,
+                0,
+                33029
+            )
+        );
+    }
+
+    #[test]
+    fn generic_protocol_needs_no_payload() {
+        let inner = ip4(A, B, 47, &[], 5);
+        let e = parse_embedded_v4(&inner).unwrap();
+        assert_eq!(
+            e.tuple,
+            Tuple::generic(Family::Ipv4, Addr::from_v4(A), Addr::from_v4(B), 47)
+        );
+    }
+
+    #[test]
+    fn error_in_error() {
+        let inner_err = icmp4(3, 1, [0; 4], &ip4(B, A, 17, &[0; 8], 5));
+        let inner = ip4(A, B, 1, &inner_err, 5);
+        let pkt = error_packet(ROUTER, A, 3, 1, &inner);
+        assert_eq!(outer(&pkt), Err(InvalidReason::ErrorInError));
+        assert!(parse_embedded_v4(&inner).unwrap().is_icmp_error);
+    }
+
+    #[test]
+    fn spoofed_outer_destination() {
+        let inner = ip4(A, B, 17, &[0, 1, 0, 2, 0, 8, 0, 0], 5);
+        // Sent to B, but A sent the embedded packet.
+        let pkt = error_packet(ROUTER, B, 3, 3, &inner);
+        assert_eq!(outer(&pkt), Err(InvalidReason::SpoofedError));
+        let e = parse_embedded_v4(&inner).unwrap();
+        assert!(outer_destination_matches(Addr::from_v4(A), &e));
+        assert!(!outer_destination_matches(Addr::from_v4(B), &e));
+    }
+
+    #[test]
+    fn truncated_embedded() {
+        let inner = ip4(A, B, 17, &[0, 1, 0, 2, 0, 8, 0, 0], 5);
+        // Short IP header.
+        for n in [0, 1, 19] {
+            assert_eq!(
+                parse_embedded_v4(&inner[..n]),
+                Err(ParseError::TruncatedEmbeddedHeader)
+            );
+        }
+        // Fewer than 8 bytes of UDP.
+        assert_eq!(
+            parse_embedded_v4(&inner[..27]),
+            Err(ParseError::TruncatedEmbeddedHeader)
+        );
+        assert!(parse_embedded_v4(&inner[..28]).is_ok());
+        // Options announced but missing.
+        let with_opts = ip4(A, B, 47, &[], 6);
+        assert_eq!(
+            parse_embedded_v4(&with_opts[..22]),
+            Err(ParseError::TruncatedEmbeddedHeader)
+        );
+        // Through the whole packet path, too.
+        let pkt = error_packet(ROUTER, A, 3, 3, &inner[..24]);
+        assert_eq!(
+            outer(&pkt),
+            Err(InvalidReason::Malformed(
+                ParseError::TruncatedEmbeddedHeader
+            ))
+        );
+        // Bad version / IHL.
+        let mut bad = inner.clone();
+        bad[0] = 0x65;
+        assert_eq!(parse_embedded_v4(&bad), Err(ParseError::BadEmbeddedHeader));
+        bad[0] = 0x43;
+        assert_eq!(parse_embedded_v4(&bad), Err(ParseError::BadEmbeddedHeader));
+    }
+
+    #[test]
+    fn embedded_fragments() {
+        let mut inner = ip4(A, B, 17, &[0, 1, 0, 2, 0, 8, 0, 0], 5);
+        inner[6] = 0x20; // first fragment: fine
+        assert!(parse_embedded_v4(&inner).is_ok());
+        inner[7] = 1; // offset 8 bytes: no transport header
+        assert_eq!(parse_embedded_v4(&inner), Err(ParseError::EmbeddedFragment));
+    }
+
+    #[test]
+    fn bad_checksum_on_real_packet() {
+        let inner = ip4(A, B, 17, &[0, 1, 0, 2, 0, 8, 0, 0], 5);
+        let mut pkt = error_packet(ROUTER, A, 3, 3, &inner);
+        assert!(outer(&pkt).is_ok());
+        let last = pkt.len() - 1;
+        pkt[last] ^= 0x40;
+        assert_eq!(outer(&pkt), Err(InvalidReason::BadChecksum));
+    }
+
+    #[test]
+    fn ipv6_errors() {
+        let a6 = {
+            let mut b = [0u8; 16];
+            b[0] = 0xfd;
+            b[15] = 1;
+            b
+        };
+        let b6 = {
+            let mut b = a6;
+            b[15] = 2;
+            b
+        };
+        let mut inner = std::vec![0x60, 0, 0, 0, 0, 8, 58, 64];
+        inner.extend_from_slice(&a6);
+        inner.extend_from_slice(&b6);
+        inner.extend_from_slice(&[128, 0, 0, 0, 0, 7, 0, 1]);
+        let e = parse_embedded_v6(&inner).unwrap();
+        assert_eq!(
+            e.tuple,
+            Tuple::icmp(
+                Family::Ipv6,
+                Addr::from_v6(a6),
+                Addr::from_v6(b6),
+                128,
+                0,
+                7
+            )
+        );
+        assert!(!e.is_icmp_error);
+        assert_eq!(check_embedded(Addr::from_v6(a6), &e), Ok(()));
+        assert_eq!(
+            check_embedded(Addr::from_v6(b6), &e),
+            Err(InvalidReason::SpoofedError)
+        );
+        assert_eq!(
+            parse_embedded_v6(&inner[..47]),
+            Err(ParseError::TruncatedEmbeddedHeader)
+        );
+        assert_eq!(
+            parse_embedded_v6(&inner[..39]),
+            Err(ParseError::TruncatedEmbeddedHeader)
+        );
+        let mut err = inner.clone();
+        err[40] = 1; // destination unreachable inside
+        assert!(parse_embedded_v6(&err).unwrap().is_icmp_error);
+        assert_eq!(
+            check_embedded(Addr::from_v6(a6), &parse_embedded_v6(&err).unwrap()),
+            Err(InvalidReason::ErrorInError)
+        );
+        let mut bad = inner.clone();
+        bad[0] = 0x40;
+        assert_eq!(parse_embedded_v6(&bad), Err(ParseError::BadEmbeddedHeader));
+        // Non-first fragment.
+        let mut frag = inner[..40].to_vec();
+        frag[6] = 44;
+        frag.extend_from_slice(&[58, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0]);
+        assert_eq!(parse_embedded_v6(&frag), Err(ParseError::EmbeddedFragment));
+    }
+
+    #[test]
+    fn error_destroys_only_unreplied_and_not_pmtu() {
+        let v4 = Family::Ipv4;
+        let d = classify_error(v4, 3, 0, ErrorLookup::Entry { replied: false });
+        assert_eq!(
+            d,
+            ErrorDecision {
+                state: State::Related,
+                destroy_entry: true
+            }
+        );
+        let d = classify_error(v4, 3, 13, ErrorLookup::Entry { replied: false });
+        assert!(d.destroy_entry);
+        let d = classify_error(v4, 3, 0, ErrorLookup::Entry { replied: true });
+        assert_eq!(
+            d,
+            ErrorDecision {
+                state: State::Related,
+                destroy_entry: false
+            }
+        );
+        let d = classify_error(v4, 3, 4, ErrorLookup::Entry { replied: false });
+        assert_eq!(
+            d,
+            ErrorDecision {
+                state: State::Related,
+                destroy_entry: false
+            }
+        );
+        let d = classify_error(Family::Ipv6, 2, 0, ErrorLookup::Entry { replied: false });
+        assert!(!d.destroy_entry);
+        let d = classify_error(Family::Ipv6, 1, 4, ErrorLookup::Entry { replied: false });
+        assert!(d.destroy_entry);
+        let d = classify_error(v4, 11, 0, ErrorLookup::NoEntry);
+        assert_eq!(d.state, State::Invalid(InvalidReason::NoRelatedEntry));
+        assert!(!d.destroy_entry);
+    }
+}

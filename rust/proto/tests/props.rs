@@ -1,0 +1,374 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Property tests: round trips, total parsers, checksums, formatting.
+
+use icmp_ct_proto::addr::{Addr, Family};
+use icmp_ct_proto::checksum::{
+    checksum_is_valid, icmpv6_checksum, icmpv6_checksum_is_valid, internet_checksum,
+};
+use icmp_ct_proto::conntrack_line::{write_line, LineEntry};
+use icmp_ct_proto::flow_state::{
+    self, FlowAction, FlowEntry, FlowLookup, TcpFlags, TcpState, TimeoutKind,
+};
+use icmp_ct_proto::icmp_error::{self, ErrorLookup};
+use icmp_ct_proto::icmp_state::{classify_query, IcmpEntryState, Lookup, QueryAction};
+use icmp_ct_proto::icmp_types::{self, IcmpKind};
+use icmp_ct_proto::tuple::{self, Tuple, L4};
+use icmp_ct_proto::{icmp, ipv4, ipv6};
+use proptest::prelude::*;
+
+fn family() -> impl Strategy<Value = Family> {
+    prop_oneof![Just(Family::Ipv4), Just(Family::Ipv6)]
+}
+
+fn addr(fam: Family) -> BoxedStrategy<Addr> {
+    match fam {
+        Family::Ipv4 => any::<[u8; 4]>().prop_map(Addr::from_v4).boxed(),
+        Family::Ipv6 => any::<[u8; 16]>().prop_map(Addr::from_v6).boxed(),
+    }
+}
+
+/// Request types of each family.
+fn request_type(fam: Family) -> BoxedStrategy<u8> {
+    match fam {
+        Family::Ipv4 => prop::sample::select(vec![8u8, 13, 15, 17, 42]).boxed(),
+        Family::Ipv6 => prop::sample::select(vec![128u8, 139]).boxed(),
+    }
+}
+
+fn request_tuple() -> impl Strategy<Value = Tuple> {
+    family().prop_flat_map(|fam| {
+        (
+            addr(fam),
+            addr(fam),
+            request_type(fam),
+            any::<u8>(),
+            any::<u16>(),
+        )
+            .prop_map(move |(s, d, t, c, id)| Tuple::icmp(fam, s, d, t, c, id))
+    })
+}
+
+fn any_tuple() -> impl Strategy<Value = Tuple> {
+    family().prop_flat_map(|fam| {
+        let l4 = prop_oneof![
+            (any::<u8>(), any::<u8>(), any::<u16>()).prop_map(|(icmp_type, code, id)| L4::Icmp {
+                icmp_type,
+                code,
+                id
+            }),
+            (any::<u16>(), any::<u16>()).prop_map(|(sport, dport)| L4::Ports { sport, dport }),
+            Just(L4::None),
+        ];
+        (addr(fam), addr(fam), any::<u8>(), l4).prop_map(move |(src, dst, protocol, l4)| Tuple {
+            family: fam,
+            src,
+            dst,
+            protocol,
+            l4,
+        })
+    })
+}
+
+fn flow_lookup() -> impl Strategy<Value = FlowLookup> {
+    let tcp = prop_oneof![
+        Just(None),
+        Just(Some(TcpState::SynSent)),
+        Just(Some(TcpState::Established)),
+        Just(Some(TcpState::Close)),
+    ];
+    let entry = (any::<bool>(), any::<bool>(), tcp).prop_map(|(replied, assured, tcp)| FlowEntry {
+        replied,
+        assured,
+        tcp,
+    });
+    prop_oneof![
+        Just(FlowLookup::None),
+        entry.clone().prop_map(FlowLookup::Original),
+        entry.prop_map(FlowLookup::Reply),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn reply_invert_round_trip(t in request_tuple()) {
+        let r = t.reply().expect("a request has a reply");
+        prop_assert_eq!(r.invert(), Some(t));
+        prop_assert_eq!(t.invert(), Some(r));
+        prop_assert_eq!(r.src, t.dst);
+        prop_assert_eq!(r.dst, t.src);
+        // A reply is not a request.
+        prop_assert_eq!(r.reply(), None);
+        match (t.l4, r.l4) {
+            (L4::Icmp { code: c1, id: i1, icmp_type }, L4::Icmp { code: c2, id: i2, icmp_type: rt }) => {
+                prop_assert_eq!(c1, c2);
+                prop_assert_eq!(i1, i2);
+                prop_assert_eq!(icmp_types::kind(t.family, icmp_type), IcmpKind::Request { reply: rt });
+            }
+            _ => prop_assert!(false, "ICMP tuple lost its ICMP part"),
+        }
+    }
+
+    #[test]
+    fn invert_is_an_involution(t in any_tuple()) {
+        if let Some(i) = t.invert() {
+            prop_assert_eq!(i.invert(), Some(t));
+        }
+        if let Some(r) = t.reply() {
+            prop_assert_eq!(Some(r), t.invert());
+        }
+    }
+
+    #[test]
+    fn hash_words_are_canonical(a in any_tuple(), b in any_tuple()) {
+        prop_assert_eq!(a == b, a.hash_words() == b.hash_words());
+        prop_assert_eq!(a.hash_words(), a.hash_words());
+    }
+
+    #[test]
+    fn hash_words_see_every_field(t in any_tuple(), which in 0usize..5, bit in 0u8..8) {
+        let mut u = t;
+        match which {
+            0 => u.family = if t.family == Family::Ipv4 { Family::Ipv6 } else { Family::Ipv4 },
+            1 => { let mut o = t.src.octets(); o[0] ^= 1 << bit; u.src = Addr::from_v6(o) }
+            2 => { let mut o = t.dst.octets(); o[3] ^= 1 << bit; u.dst = Addr::from_v6(o) }
+            3 => u.protocol ^= 1 << bit,
+            _ => u.l4 = match t.l4 {
+                L4::Icmp { icmp_type, code, id } => L4::Icmp { icmp_type, code: code ^ (1 << bit), id },
+                L4::Ports { sport, dport } => L4::Ports { sport, dport: dport ^ (1 << bit) },
+                L4::None => L4::Ports { sport: 0, dport: 0 },
+            },
+        }
+        prop_assert_ne!(t.hash_words(), u.hash_words());
+    }
+
+    #[test]
+    fn parsers_are_total(data in prop::collection::vec(any::<u8>(), 0..128)) {
+        if let Ok(h) = ipv4::parse(&data) {
+            prop_assert!(h.header_len >= 20 && h.header_len <= data.len());
+            prop_assert!(h.payload(&data).len() <= data.len() - h.header_len);
+        }
+        if let Ok(h) = ipv6::parse(&data) {
+            prop_assert!(h.l4_offset <= data.len());
+            let _ = h.payload(&data);
+        }
+        if let Ok(h) = icmp::parse(&data) {
+            prop_assert_eq!(h.icmp_type, data[0]);
+            prop_assert_eq!(icmp::payload(&data).len(), data.len() - 8);
+        }
+        if let Ok(h) = flow_state::parse_tcp(&data) {
+            prop_assert!(h.header_len >= 20 && h.header_len <= data.len());
+        }
+        for fam in [Family::Ipv4, Family::Ipv6] {
+            for proto in [1u8, 6, 17, 47, 58] {
+                let _ = tuple::l4_from_transport(fam, proto, &data);
+            }
+        }
+        for e in [icmp_error::parse_embedded_v4(&data), icmp_error::parse_embedded_v6(&data)]
+            .into_iter()
+            .flatten()
+        {
+            let _ = icmp_error::check_embedded(Addr::default(), &e);
+            prop_assert_eq!(icmp_error::outer_destination_matches(e.tuple.src, &e), true);
+        }
+        let _ = internet_checksum(&data);
+        let _ = checksum_is_valid(&data);
+    }
+
+    /// Structured input reaches the deeper branches that random bytes rarely do.
+    #[test]
+    fn embedded_parsers_are_total_on_plausible_headers(
+        ihl in 0u8..16,
+        proto in prop::sample::select(vec![1u8, 6, 17, 47, 58]),
+        frag in any::<u16>(),
+        tail in prop::collection::vec(any::<u8>(), 0..80),
+        cut in 0usize..120,
+    ) {
+        let mut p = vec![0x40 | ihl, 0, 0, 0, 0, 0, (frag >> 8) as u8, frag as u8, 64, proto, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+        p.extend_from_slice(&tail);
+        p.truncate(cut);
+        let r = icmp_error::parse_embedded_v4(&p);
+        if let Ok(e) = r {
+            prop_assert_eq!(e.tuple.protocol, proto);
+            prop_assert!(ihl >= 5);
+        }
+        let mut q = vec![0x60, 0, 0, 0, 0, 0, proto, 64];
+        q.extend_from_slice(&[0xfd; 32]);
+        q.extend_from_slice(&tail);
+        q.truncate(cut);
+        let _ = icmp_error::parse_embedded_v6(&q);
+    }
+
+    #[test]
+    fn checksum_inserted_validates(mut data in prop::collection::vec(any::<u8>(), 2..256), pos in any::<prop::sample::Index>()) {
+        // The checksum field sits at an even offset, as in every header.
+        let words = data.len() / 2;
+        let at = pos.index(words) * 2;
+        data[at] = 0;
+        data[at + 1] = 0;
+        let c = internet_checksum(&data);
+        data[at..at + 2].copy_from_slice(&c.to_be_bytes());
+        prop_assert!(checksum_is_valid(&data));
+    }
+
+    #[test]
+    fn checksum_detects_single_bit_errors(mut data in prop::collection::vec(any::<u8>(), 2..256), byte in any::<prop::sample::Index>(), bit in 0u8..8) {
+        data[0] = 0;
+        data[1] = 0;
+        let c = internet_checksum(&data);
+        data[0..2].copy_from_slice(&c.to_be_bytes());
+        let i = byte.index(data.len());
+        data[i] ^= 1 << bit;
+        prop_assert!(!checksum_is_valid(&data));
+    }
+
+    #[test]
+    fn icmpv6_checksum_inserted_validates(src in any::<[u8; 16]>(), dst in any::<[u8; 16]>(), mut msg in prop::collection::vec(any::<u8>(), 8..128)) {
+        msg[2] = 0;
+        msg[3] = 0;
+        let c = icmpv6_checksum(&src, &dst, &msg);
+        msg[2..4].copy_from_slice(&c.to_be_bytes());
+        prop_assert!(icmpv6_checksum_is_valid(&src, &dst, &msg));
+    }
+
+    #[test]
+    fn addresses_print_like_std(v6 in any::<[u8; 16]>(), v4 in any::<[u8; 4]>(), zeros in any::<u8>()) {
+        // Sprinkle zero groups so that compression is exercised.
+        let mut b = v6;
+        for g in 0..8 {
+            if zeros & (1 << g) != 0 {
+                b[2 * g] = 0;
+                b[2 * g + 1] = 0;
+            }
+        }
+        let mut s = String::new();
+        Addr::from_v6(b).write(Family::Ipv6, &mut s).unwrap();
+        prop_assert_eq!(s, std::net::Ipv6Addr::from(b).to_string());
+        let mut s = String::new();
+        Addr::from_v4(v4).write(Family::Ipv4, &mut s).unwrap();
+        prop_assert_eq!(s, std::net::Ipv4Addr::from(v4).to_string());
+    }
+
+    #[test]
+    fn lines_always_format(
+        t in any_tuple(),
+        secs_left in any::<u32>(),
+        unreplied in any::<bool>(),
+        assured in any::<bool>(),
+        tcp in prop::option::of(prop::sample::select(vec![TcpState::SynSent, TcpState::Established, TcpState::Close])),
+        use_count in any::<u32>(),
+    ) {
+        let e = LineEntry { tuple: t, secs_left, unreplied, assured, tcp_state: tcp, use_count };
+        let mut s = String::new();
+        prop_assert!(write_line(&mut s, &e).is_ok());
+        prop_assert!(s.ends_with('\n'));
+        prop_assert_eq!(s.matches('\n').count(), 1);
+        prop_assert!(["icmp", "udp", "tcp", "icmpv6", "unknown"].contains(&s[..8].trim_end()));
+        prop_assert_eq!(&s[8..9], " ");
+        prop_assert_eq!(s.contains("[UNREPLIED]"), unreplied);
+        prop_assert_eq!(s.contains("[ASSURED]"), assured);
+        let head = format!(" {} {} ", t.protocol, secs_left);
+        let tail = format!(" use={use_count}\n");
+        prop_assert!(s.contains(&head));
+        prop_assert!(s.ends_with(&tail));
+        prop_assert_eq!(s.matches("src=").count(), 2);
+    }
+
+    #[test]
+    fn query_state_invariants(keep in any::<bool>(), ops in prop::collection::vec(any::<bool>(), 1..64)) {
+        // true = a request, false = a reply; the entry lives in `entry`.
+        let mut entry: Option<IcmpEntryState> = None;
+        let (mut requests, mut answered) = (0u32, 0u32);
+        for is_request in ops {
+            let kind = if is_request { IcmpKind::Request { reply: 0 } } else { IcmpKind::Reply { request: 8 } };
+            let lookup = match (&entry, is_request) {
+                (None, _) => Lookup::None,
+                (Some(e), true) => Lookup::Original(e),
+                (Some(e), false) => Lookup::Reply(e),
+            };
+            let d = classify_query(kind, lookup, keep);
+            match d.action {
+                QueryAction::Create(e) => {
+                    prop_assert!(is_request && entry.is_none());
+                    prop_assert_eq!(d.state.name(), "NEW");
+                    entry = Some(e);
+                    requests = 1;
+                    answered = 0;
+                }
+                QueryAction::Update { entry: e, refresh, destroy } => {
+                    prop_assert!(refresh);
+                    if is_request {
+                        requests += 1;
+                        prop_assert!(!destroy);
+                    } else {
+                        prop_assert_eq!(d.state.name(), "ESTABLISHED");
+                        if answered < requests { answered += 1; }
+                        prop_assert!(e.replied);
+                    }
+                    prop_assert_eq!(e.outstanding, requests - answered);
+                    prop_assert_eq!(destroy, !keep && !is_request && e.outstanding == 0);
+                    entry = if destroy { None } else { Some(e) };
+                }
+                QueryAction::Nothing => {
+                    prop_assert!(!is_request);
+                    prop_assert_eq!(d.state.name(), "INVALID");
+                    prop_assert!(entry.is_none() || !keep);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn flow_decisions_are_consistent(
+        flags in any::<u8>(),
+        lookup in flow_lookup(),
+        loose in any::<bool>(),
+        which in 0u8..3,
+    ) {
+        let d = match which {
+            0 => flow_state::tcp_packet(TcpFlags::from_byte(flags), lookup, loose),
+            1 => flow_state::udp_packet(lookup),
+            _ => flow_state::generic_packet(lookup),
+        };
+        match d.action {
+            FlowAction::Nothing => prop_assert_eq!(d.state.name(), "INVALID"),
+            FlowAction::Create(u) => {
+                prop_assert_eq!(lookup, FlowLookup::None);
+                prop_assert_eq!(d.state.name(), "NEW");
+                prop_assert!(!u.entry.replied && !u.entry.assured);
+                prop_assert_eq!(u.entry.tcp.is_some(), which == 0);
+            }
+            FlowAction::Update(u) => {
+                prop_assert!(lookup != FlowLookup::None);
+                if let FlowLookup::Reply(_) = lookup {
+                    prop_assert!(u.entry.replied);
+                    prop_assert_eq!(d.state.name(), "ESTABLISHED");
+                }
+                match (which, u.entry.tcp) {
+                    (0, Some(s)) => prop_assert_eq!(u.timeout, s.timeout()),
+                    (1, _) => prop_assert_eq!(
+                        u.timeout,
+                        if u.entry.replied { TimeoutKind::UdpStream } else { TimeoutKind::Udp }
+                    ),
+                    (2, _) => prop_assert_eq!(u.timeout, TimeoutKind::Generic),
+                    _ => {}
+                }
+            }
+        }
+        if which == 0 && lookup == FlowLookup::None && flags & 0x04 != 0 {
+            prop_assert_eq!(d.state.name(), "INVALID");
+        }
+    }
+
+    #[test]
+    fn errors_never_destroy_replied_or_pmtu(fam in family(), t in any::<u8>(), code in any::<u8>(), replied in any::<bool>()) {
+        let d = icmp_error::classify_error(fam, t, code, ErrorLookup::Entry { replied });
+        prop_assert_eq!(d.state.name(), "RELATED");
+        prop_assert_eq!(d.destroy_entry, !replied && !icmp_types::is_path_mtu_error(fam, t, code));
+        let d = icmp_error::classify_error(fam, t, code, ErrorLookup::NoEntry);
+        prop_assert_eq!(d.state.name(), "INVALID");
+        prop_assert!(!d.destroy_entry);
+    }
+}

@@ -1,0 +1,453 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The protocol core composed into a toy IPv4 tracker, the way the kernel
+//! side uses it: real packets in, states and `/proc` lines out. Entries are
+//! applied at once, as if every packet passed the last hook.
+
+use icmp_ct_proto::addr::{Addr, Family};
+use icmp_ct_proto::checksum::{checksum_is_valid, internet_checksum};
+use icmp_ct_proto::conntrack_line::{write_line, LineEntry};
+use icmp_ct_proto::flow_state::{self, FlowAction, FlowEntry, FlowLookup, Timeouts};
+use icmp_ct_proto::icmp_error::{self, ErrorLookup};
+use icmp_ct_proto::icmp_state::{classify_query, IcmpEntryState, Lookup, QueryAction};
+use icmp_ct_proto::icmp_types::{self, IcmpKind};
+use icmp_ct_proto::state::{InvalidReason, State};
+use icmp_ct_proto::tuple::{self, Tuple};
+use icmp_ct_proto::{icmp, ipv4, ParseError};
+
+#[derive(Clone, Copy, Debug)]
+enum Track {
+    Icmp(IcmpEntryState),
+    Flow(FlowEntry),
+}
+
+struct Entry {
+    orig: Tuple,
+    reply: Tuple,
+    track: Track,
+    timeout: u32,
+}
+
+#[derive(Default)]
+struct Tracker {
+    entries: Vec<Entry>,
+    keep_replied: bool,
+    timeouts: Timeouts,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Dir {
+    Original,
+    Reply,
+}
+
+impl Tracker {
+    fn find(&self, t: &Tuple) -> Option<(usize, Dir)> {
+        self.entries
+            .iter()
+            .position(|e| e.orig == *t)
+            .map(|i| (i, Dir::Original))
+            .or_else(|| {
+                self.entries
+                    .iter()
+                    .position(|e| e.reply == *t)
+                    .map(|i| (i, Dir::Reply))
+            })
+    }
+
+    fn packet(&mut self, pkt: &[u8]) -> State {
+        match self.classify(pkt) {
+            Ok(s) => s,
+            Err(r) => State::Invalid(r),
+        }
+    }
+
+    fn classify(&mut self, pkt: &[u8]) -> Result<State, InvalidReason> {
+        let ip = ipv4::parse(pkt)?;
+        if !ip.carries_transport_header() {
+            return Ok(State::Untracked);
+        }
+        let body = ip.payload(pkt);
+        let (src, dst) = (Addr::from_v4(ip.src), Addr::from_v4(ip.dst));
+        let l4 = tuple::l4_from_transport(Family::Ipv4, ip.protocol, body)?;
+        let t = Tuple {
+            family: Family::Ipv4,
+            src,
+            dst,
+            protocol: ip.protocol,
+            l4,
+        };
+        match ip.protocol {
+            1 => {
+                let h = icmp::parse(body)?;
+                if !checksum_is_valid(body) {
+                    return Err(InvalidReason::BadChecksum);
+                }
+                let kind = icmp_types::kind(Family::Ipv4, h.icmp_type);
+                if kind == IcmpKind::Error {
+                    return self.error(dst, h.icmp_type, h.code, icmp::payload(body));
+                }
+                let found = self.find(&t);
+                let st = found.and_then(|(i, _)| match self.entries[i].track {
+                    Track::Icmp(s) => Some(s),
+                    Track::Flow(_) => None,
+                });
+                let lookup = match (found, &st) {
+                    (Some((_, Dir::Original)), Some(s)) => Lookup::Original(s),
+                    (Some((_, Dir::Reply)), Some(s)) => Lookup::Reply(s),
+                    _ => Lookup::None,
+                };
+                let d = classify_query(kind, lookup, self.keep_replied);
+                match d.action {
+                    QueryAction::Nothing => {}
+                    QueryAction::Create(s) => self.entries.push(Entry {
+                        orig: t,
+                        reply: t.reply().unwrap(),
+                        track: Track::Icmp(s),
+                        timeout: self.timeouts.icmp,
+                    }),
+                    QueryAction::Update { entry, destroy, .. } => {
+                        let i = found.unwrap().0;
+                        if destroy {
+                            self.entries.remove(i);
+                        } else {
+                            self.entries[i].track = Track::Icmp(entry);
+                            self.entries[i].timeout = self.timeouts.icmp;
+                        }
+                    }
+                }
+                Ok(d.state)
+            }
+            _ => {
+                let found = self.find(&t);
+                let lookup = match found {
+                    Some((i, dir)) => match (self.entries[i].track, dir) {
+                        (Track::Flow(f), Dir::Original) => FlowLookup::Original(f),
+                        (Track::Flow(f), Dir::Reply) => FlowLookup::Reply(f),
+                        _ => FlowLookup::None,
+                    },
+                    None => FlowLookup::None,
+                };
+                let d = match ip.protocol {
+                    6 => flow_state::tcp_packet(flow_state::parse_tcp(body)?.flags, lookup, true),
+                    17 => flow_state::udp_packet(lookup),
+                    _ => flow_state::generic_packet(lookup),
+                };
+                match d.action {
+                    FlowAction::Nothing => {}
+                    FlowAction::Create(u) => self.entries.push(Entry {
+                        orig: t,
+                        reply: t.reply().unwrap(),
+                        track: Track::Flow(u.entry),
+                        timeout: self.timeouts.get(u.timeout),
+                    }),
+                    FlowAction::Update(u) => {
+                        let e = &mut self.entries[found.unwrap().0];
+                        e.track = Track::Flow(u.entry);
+                        e.timeout = self.timeouts.get(u.timeout);
+                    }
+                }
+                Ok(d.state)
+            }
+        }
+    }
+
+    fn error(
+        &mut self,
+        outer_dst: Addr,
+        ty: u8,
+        code: u8,
+        payload: &[u8],
+    ) -> Result<State, InvalidReason> {
+        let emb = icmp_error::parse_embedded_v4(payload)?;
+        icmp_error::check_embedded(outer_dst, &emb)?;
+        let found = self.find(&emb.tuple);
+        let lookup = match found {
+            None => ErrorLookup::NoEntry,
+            Some((i, _)) => ErrorLookup::Entry {
+                replied: match self.entries[i].track {
+                    Track::Icmp(s) => s.replied,
+                    Track::Flow(f) => f.replied,
+                },
+            },
+        };
+        let d = icmp_error::classify_error(Family::Ipv4, ty, code, lookup);
+        if d.destroy_entry {
+            self.entries.remove(found.unwrap().0);
+        }
+        Ok(d.state)
+    }
+
+    fn lines(&self) -> String {
+        let mut s = String::new();
+        for e in &self.entries {
+            let (unreplied, assured, tcp_state) = match e.track {
+                Track::Icmp(st) => (!st.replied, false, None),
+                Track::Flow(f) => (!f.replied, f.assured, f.tcp),
+            };
+            let le = LineEntry {
+                tuple: e.orig,
+                secs_left: e.timeout,
+                unreplied,
+                assured,
+                tcp_state,
+                use_count: 1,
+            };
+            write_line(&mut s, &le).unwrap();
+        }
+        s
+    }
+}
+
+const A: [u8; 4] = [192, 168, 1, 6];
+const B: [u8; 4] = [192, 168, 1, 10];
+const R: [u8; 4] = [192, 168, 1, 1];
+
+fn ip4(src: [u8; 4], dst: [u8; 4], proto: u8, l4: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, proto, 0, 0];
+    p[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&dst);
+    let c = internet_checksum(&p);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p.extend_from_slice(l4);
+    p
+}
+
+fn icmp_msg(t: u8, code: u8, id: u16, seq: u16, data: &[u8]) -> Vec<u8> {
+    let mut m = vec![t, code, 0, 0];
+    m.extend_from_slice(&id.to_be_bytes());
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.extend_from_slice(data);
+    let c = internet_checksum(&m);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    m
+}
+
+fn ping(src: [u8; 4], dst: [u8; 4], t: u8, id: u16, seq: u16) -> Vec<u8> {
+    ip4(src, dst, 1, &icmp_msg(t, 0, id, seq, b"0123456789abcdef"))
+}
+
+fn udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+    let mut u = Vec::new();
+    u.extend_from_slice(&sport.to_be_bytes());
+    u.extend_from_slice(&dport.to_be_bytes());
+    u.extend_from_slice(&[0, 12, 0, 0, 1, 2, 3, 4]);
+    ip4(src, dst, 17, &u)
+}
+
+/// An ICMP error from `from` about `inner` (IP header + 8 bytes kept).
+fn error(from: [u8; 4], to: [u8; 4], t: u8, code: u8, inner: &[u8]) -> Vec<u8> {
+    let cut = &inner[..inner.len().min(28)];
+    ip4(from, to, 1, &icmp_msg(t, code, 0, 0, cut))
+}
+
+#[test]
+fn ping_as_in_the_tutorial() {
+    let mut ct = Tracker::default();
+    assert_eq!(ct.packet(&ping(A, B, 8, 33029, 1)), State::New);
+    assert_eq!(
+        ct.lines(),
+        "icmp     1 30 src=192.168.1.6 dst=192.168.1.10 type=8 code=0 id=33029 [UNREPLIED] src=192.168.1.10 dst=192.168.1.6 type=0 code=0 id=33029 use=1\n"
+    );
+    assert_eq!(ct.packet(&ping(B, A, 0, 33029, 1)), State::Established);
+    // Destroyed once the reply has passed: the next reply is unsolicited.
+    assert!(ct.entries.is_empty());
+    assert_eq!(
+        ct.packet(&ping(B, A, 0, 33029, 1)),
+        State::Invalid(InvalidReason::UnsolicitedReply)
+    );
+}
+
+#[test]
+fn ping_keep_replied() {
+    let mut ct = Tracker {
+        keep_replied: true,
+        ..Default::default()
+    };
+    assert_eq!(ct.packet(&ping(A, B, 8, 7, 1)), State::New);
+    assert_eq!(ct.packet(&ping(B, A, 0, 7, 1)), State::Established);
+    assert_eq!(ct.packet(&ping(A, B, 8, 7, 2)), State::Established);
+    assert_eq!(ct.packet(&ping(B, A, 0, 7, 2)), State::Established);
+    assert_eq!(ct.packet(&ping(B, A, 0, 7, 2)), State::Established);
+    assert_eq!(ct.entries.len(), 1);
+    assert!(ct
+        .lines()
+        .starts_with("icmp     1 30 src=192.168.1.6 dst=192.168.1.10 type=8 code=0 id=7 src="));
+}
+
+#[test]
+fn every_query_pair_over_the_wire() {
+    for (req, rep) in [(8, 0), (13, 14), (15, 16), (17, 18), (42, 43)] {
+        let mut ct = Tracker::default();
+        assert_eq!(
+            ct.packet(&ping(A, B, rep, 1, 1)),
+            State::Invalid(InvalidReason::UnsolicitedReply)
+        );
+        assert_eq!(ct.packet(&ping(A, B, req, 1, 1)), State::New, "{req}");
+        assert_eq!(ct.packet(&ping(A, B, req, 1, 2)), State::New, "{req}");
+        // Wrong id: nothing.
+        assert_eq!(
+            ct.packet(&ping(B, A, rep, 2, 1)),
+            State::Invalid(InvalidReason::UnsolicitedReply)
+        );
+        assert_eq!(
+            ct.packet(&ping(B, A, rep, 1, 1)),
+            State::Established,
+            "{rep}"
+        );
+        assert_eq!(ct.entries.len(), 1, "one request still outstanding");
+        assert_eq!(ct.packet(&ping(B, A, rep, 1, 2)), State::Established);
+        assert!(ct.entries.is_empty());
+    }
+}
+
+#[test]
+fn malformed_and_unknown() {
+    let mut ct = Tracker::default();
+    let p = ping(A, B, 8, 1, 1);
+    assert_eq!(
+        ct.packet(&p[..10]),
+        State::Invalid(InvalidReason::Malformed(ParseError::TruncatedIpHeader))
+    );
+    let mut v6 = p.clone();
+    v6[0] = 0x65;
+    assert_eq!(
+        ct.packet(&v6),
+        State::Invalid(InvalidReason::Malformed(ParseError::BadIpVersion))
+    );
+    let mut ihl = p.clone();
+    ihl[0] = 0x44;
+    assert_eq!(
+        ct.packet(&ihl),
+        State::Invalid(InvalidReason::Malformed(ParseError::BadIpHeaderLength))
+    );
+    let short = ip4(A, B, 1, &[8, 0, 0, 0]);
+    assert_eq!(
+        ct.packet(&short),
+        State::Invalid(InvalidReason::Malformed(ParseError::TruncatedIcmpHeader))
+    );
+    let mut bad = p.clone();
+    *bad.last_mut().unwrap() ^= 1;
+    assert_eq!(ct.packet(&bad), State::Invalid(InvalidReason::BadChecksum));
+    assert_eq!(
+        ct.packet(&ping(A, B, 9, 1, 1)),
+        State::Invalid(InvalidReason::UnknownType)
+    );
+    assert_eq!(
+        ct.packet(&ping(A, B, 200, 1, 1)),
+        State::Invalid(InvalidReason::UnknownType)
+    );
+    let mut frag = p.clone();
+    frag[7] = 10; // offset 80 bytes
+    assert_eq!(ct.packet(&frag), State::Untracked);
+    assert!(ct.entries.is_empty(), "nothing created by bad packets");
+}
+
+#[test]
+fn udp_and_related_errors() {
+    let mut ct = Tracker::default();
+    let q = udp(A, B, 1025, 53);
+    assert_eq!(ct.packet(&q), State::New);
+    // Error about an UNREPLIED entry: RELATED, entry destroyed.
+    assert_eq!(ct.packet(&error(R, A, 3, 9, &q)), State::Related);
+    assert!(ct.entries.is_empty());
+    assert_eq!(
+        ct.packet(&error(R, A, 3, 9, &q)),
+        State::Invalid(InvalidReason::NoRelatedEntry)
+    );
+
+    // Path MTU never destroys; a replied entry is never destroyed.
+    assert_eq!(ct.packet(&q), State::New);
+    assert_eq!(ct.packet(&error(R, A, 3, 4, &q)), State::Related);
+    assert_eq!(ct.entries.len(), 1);
+    assert_eq!(ct.packet(&udp(B, A, 53, 1025)), State::Established);
+    assert_eq!(
+        ct.lines(),
+        "udp      17 180 src=192.168.1.6 dst=192.168.1.10 sport=1025 dport=53 src=192.168.1.10 dst=192.168.1.6 sport=53 dport=1025 [ASSURED] use=1\n"
+    );
+    assert_eq!(ct.packet(&error(R, A, 3, 3, &q)), State::Related);
+    assert_eq!(ct.entries.len(), 1);
+    // An error about the reply direction, sent to the replier.
+    assert_eq!(
+        ct.packet(&error(R, B, 11, 0, &udp(B, A, 53, 1025))),
+        State::Related
+    );
+
+    // Spoofed: the error goes to B, but A sent the embedded packet.
+    assert_eq!(
+        ct.packet(&error(R, B, 3, 3, &q)),
+        State::Invalid(InvalidReason::SpoofedError)
+    );
+    // Error inside an error.
+    let inner_err = ip4(A, B, 1, &icmp_msg(3, 3, 0, 0, &q[..28]));
+    assert_eq!(
+        ct.packet(&error(R, A, 3, 1, &inner_err)),
+        State::Invalid(InvalidReason::ErrorInError)
+    );
+    // Truncated embedded header.
+    let cut = ip4(R, A, 1, &icmp_msg(3, 3, 0, 0, &q[..24]));
+    assert_eq!(
+        ct.packet(&cut),
+        State::Invalid(InvalidReason::Malformed(
+            ParseError::TruncatedEmbeddedHeader
+        ))
+    );
+}
+
+#[test]
+fn error_about_a_ping() {
+    let mut ct = Tracker::default();
+    let p = ping(A, B, 8, 5, 1);
+    assert_eq!(ct.packet(&p), State::New);
+    assert_eq!(ct.packet(&error(R, A, 11, 0, &p)), State::Related);
+    assert!(
+        ct.entries.is_empty(),
+        "unreplied ICMP entry destroyed by the error"
+    );
+}
+
+#[test]
+fn tcp_and_generic() {
+    let mut ct = Tracker::default();
+    let tcp = |src, dst, sport: u16, dport: u16, flags: u8| {
+        let mut h = vec![0u8; 20];
+        h[0..2].copy_from_slice(&sport.to_be_bytes());
+        h[2..4].copy_from_slice(&dport.to_be_bytes());
+        h[12] = 0x50;
+        h[13] = flags;
+        ip4(src, dst, 6, &h)
+    };
+    let syn = tcp([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80, 0x02);
+    assert_eq!(ct.packet(&syn), State::New);
+    assert_eq!(
+        ct.lines(),
+        "tcp      6 120 SYN_SENT src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=80 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=80 dport=40000 use=1\n"
+    );
+    assert_eq!(
+        ct.packet(&tcp([10, 0, 0, 2], [10, 0, 0, 1], 80, 40000, 0x12)),
+        State::Established
+    );
+    assert!(ct.lines().contains(" 432000 ESTABLISHED "));
+    assert!(ct.lines().contains("[ASSURED]"));
+    assert_eq!(
+        ct.packet(&tcp([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80, 0x11)),
+        State::Established
+    );
+    assert!(ct.lines().starts_with("tcp      6 10 CLOSE "));
+    assert_eq!(
+        ct.packet(&tcp([10, 0, 0, 3], [10, 0, 0, 2], 1, 80, 0x04)),
+        State::Invalid(InvalidReason::TcpRstWithoutEntry)
+    );
+    let mut ct = Tracker::default();
+    let gre = ip4([10, 0, 0, 1], [10, 0, 0, 2], 47, &[0; 4]);
+    assert_eq!(ct.packet(&gre), State::New);
+    assert_eq!(
+        ct.lines(),
+        "unknown  47 600 src=10.0.0.1 dst=10.0.0.2 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 use=1\n"
+    );
+    assert_eq!(
+        ct.packet(&ip4([10, 0, 0, 2], [10, 0, 0, 1], 47, &[0; 4])),
+        State::Established
+    );
+}

@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The per-namespace counters of `/proc/net/stat/icmp_ct`.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($variant:ident => $name:literal,)*) => {
+        /// One counter of `/proc/net/stat/icmp_ct`.
+        #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+        pub(crate) enum Counter {
+            $(
+                #[doc = concat!("`", $name, "`")]
+                $variant,
+            )*
+        }
+
+        impl Counter {
+            /// Every counter, in the file's order.
+            pub(crate) const ALL: &'static [Counter] = &[$(Counter::$variant,)*];
+
+            /// The counter's name in the file.
+            pub(crate) fn name(self) -> &'static str {
+                match self {
+                    $(Counter::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+counters! {
+    Found => "found",
+    New => "new",
+    Established => "established",
+    Related => "related",
+    Invalid => "invalid",
+    Untracked => "untracked",
+    Insert => "insert",
+    InsertFailed => "insert_failed",
+    Drop => "drop",
+    EarlyDrop => "early_drop",
+    Expired => "expired",
+    DestroyedOnReply => "destroyed_on_reply",
+    DestroyedOnError => "destroyed_on_error",
+    DroppedInvalid => "dropped_invalid",
+    DroppedFragment => "dropped_fragment",
+    HookPreRouting => "hook_pre_routing",
+    HookLocalIn => "hook_local_in",
+    HookLocalOut => "hook_local_out",
+    HookPostRouting => "hook_post_routing",
+}
+
+const COUNT: usize = Counter::ALL.len();
+
+/// The counters of one namespace.
+pub(crate) struct Stats {
+    values: [AtomicU64; COUNT],
+}
+
+impl Stats {
+    /// All counters at zero.
+    pub(crate) fn new() -> Self {
+        Stats {
+            values: core::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// Adds one to `counter`.
+    pub(crate) fn inc(&self, counter: Counter) {
+        if let Some(value) = self.values.get(counter as usize) {
+            value.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Adds `amount` to `counter`.
+    pub(crate) fn add(&self, counter: Counter, amount: u64) {
+        if let Some(value) = self.values.get(counter as usize) {
+            value.fetch_add(amount, Ordering::Relaxed);
+        }
+    }
+
+    /// The current value of `counter`.
+    pub(crate) fn get(&self, counter: Counter) -> u64 {
+        self.values
+            .get(counter as usize)
+            .map_or(0, |value| value.load(Ordering::Relaxed))
+    }
+}

@@ -1,0 +1,207 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# rmmod under traffic.
+#
+#   ns A (10.0.2.1/24) veth0 ---- veth0 (10.0.2.2/24) ns B
+#
+# Two floods (ping -f, A -> B and B -> A) run in the background while icmp_ct is removed and
+# loaded again, ROUNDS times.  Each round checks that rmmod and insmod succeed, that packets
+# keep flowing without the module, and that the fresh instance counts the flood.  Each flood
+# is a chain of "ping -f -c SEG" runs of about 2 s (SEG from a measured warm-up), so that
+# stopping it never cuts a run short: every run must have had every request answered, i.e.
+# removing and adding the hooks under traffic loses nothing.  The kernel log must stay free
+# of BUG/WARNING.
+
+# Functions below run through ktap_check and the EXIT trap.
+# shellcheck disable=SC2317
+
+# shellcheck source=lib.sh
+source "$(dirname "$(readlink -e "${BASH_SOURCE[0]}")")/lib.sh"
+
+ROUNDS=${ROUNDS:-5}
+WARMUP_SHORT=200
+WARMUP=3000
+
+require_module
+require_cmd ip ping dmesg
+
+ktap_header
+ktap_plan $((4 * ROUNDS + 4))
+
+reload_at_exit=0
+if module_is_loaded; then
+	rmmod icmp_ct || ktap_bail_out "icmp_ct is loaded and cannot be removed"
+	reload_at_exit=1
+fi
+flood_pids=()
+test_cleanup()
+{
+	local p
+
+	for p in "${flood_pids[@]}"; do
+		kill "$p" 2>/dev/null
+	done
+	if [ "$reload_at_exit" = 1 ] && ! module_is_loaded; then
+		insmod "$ICMP_CT_KO" && ICMP_CT_LOADED_BY_US=0
+	fi
+	[ -n "${tmp:-}" ] && rm -rf "$tmp"
+}
+
+tmp=$(mktemp -d) || ktap_bail_out "mktemp failed"
+kmsg_mark
+module_load || ktap_bail_out "insmod $ICMP_CT_KO failed: $MODULE_ERR"
+ns_create A B || ktap_bail_out "cannot create namespaces"
+{ ns_ipv6_off "$A" && ns_ipv6_off "$B"; } || ktap_bail_out "cannot disable IPv6"
+veth_pair "$A" veth0 10.0.2.1/24 "$B" veth0 10.0.2.2/24 || ktap_bail_out "cannot set up the veth pair"
+
+rx_packets()
+{
+	ns_exec "$1" cat /sys/class/net/veth0/statistics/rx_packets
+}
+
+# moves CMD...: CMD's output grows within 0.5 s.
+moves()
+{
+	local before after
+
+	before=$("$@") || return 1
+	sleep 0.5
+	after=$("$@") || return 1
+	[ "$after" -gt "$before" ] && return 0
+	ktap_msg "'$*' stayed at $before"
+	return 1
+}
+
+# flood_result FILE COUNT: the flood sent COUNT requests and got COUNT replies.
+flood_result()
+{
+	grep -q "^$2 packets transmitted, $2 received" "$1" && return 0
+	ktap_msg "$(cat "$1")"
+	return 1
+}
+
+# Warm-up, both directions at once: check the floods lose nothing with the module loaded, and
+# measure their rate from the difference between a short and a long flood (which cancels
+# the process start-up time, large under TCG).
+warmup()
+{
+	local n=$1 t0 t1
+
+	t0=$(date +%s%N)
+	ns_exec "$A" ping -n -q -f -c "$n" 10.0.2.2 >"$tmp/warmup_ab.$n" 2>&1 &
+	ns_exec "$B" ping -n -q -f -c "$n" 10.0.2.1 >"$tmp/warmup_ba.$n" 2>&1
+	wait
+	t1=$(date +%s%N)
+	echo $(((t1 - t0) / 1000000))
+}
+warmup_ok()
+{
+	local n
+
+	for n in "$WARMUP_SHORT" "$WARMUP"; do
+		flood_result "$tmp/warmup_ab.$n" "$n" && flood_result "$tmp/warmup_ba.$n" "$n" || return 1
+	done
+}
+ms_short=$(warmup $WARMUP_SHORT)
+ms_long=$(warmup $WARMUP)
+ktap_check "warm-up floods: every request answered, each way" warmup_ok
+rate=$(((WARMUP - WARMUP_SHORT) * 1000 / (ms_long - ms_short > 0 ? ms_long - ms_short : 1)))
+# Each flood is a chain of "ping -f -c SEG" runs of about 2 s: every run must get all of its
+# SEG replies, and stopping the chain waits for the current run instead of killing it.
+seg=$((rate * 2 > 1000 ? rate * 2 : 1000))
+ktap_msg "flood rate about $rate packets/s each way; floods of $seg requests, back to back"
+
+flood_chain()
+{
+	local ns=$1 dst=$2 out=$3 i=0
+
+	while [ ! -e "$tmp/stop" ]; do
+		i=$((i + 1))
+		ns_exec "$ns" ping -n -q -f -c "$seg" -w 300 "$dst" >"$out.$i" 2>&1
+	done
+}
+flood_chain "$A" 10.0.2.2 "$tmp/flood_ab" &
+flood_pids+=($!)
+flood_chain "$B" 10.0.2.1 "$tmp/flood_ba" &
+flood_pids+=($!)
+
+# chain_result PREFIX: every run of a chain got all of its replies.
+chain_result()
+{
+	local f runs=0
+
+	for f in "$1".*; do
+		[ -e "$f" ] || break
+		flood_result "$f" "$seg" || return 1
+		runs=$((runs + 1))
+	done
+	ktap_msg "$(basename "$1"): $runs runs of $seg requests, every one answered"
+	[ "$runs" -gt 0 ]
+}
+
+floods_alive()
+{
+	local p
+
+	for p in "${flood_pids[@]}"; do
+		kill -0 "$p" 2>/dev/null || { ktap_msg "flood $p ended early"; return 1; }
+	done
+}
+
+files_absent_all()
+{
+	module_files_absent - && module_files_absent "$A" && module_files_absent "$B"
+}
+
+files_present_all()
+{
+	module_files_present - && module_files_present "$A" && module_files_present "$B"
+}
+
+flood_passes()
+{
+	moves rx_packets "$A" && moves rx_packets "$B"
+}
+
+flood_counted()
+{
+	floods_alive && moves stat_get "$A" hook_local_out && moves stat_get "$B" hook_local_in
+}
+
+sleep 1
+for round in $(seq "$ROUNDS"); do
+	if ! floods_alive; then
+		ktap_test_fail "round $round: rmmod under flood removes every file"
+	elif ! module_unload; then
+		ktap_msg "rmmod: $MODULE_ERR"
+		ktap_test_fail "round $round: rmmod under flood removes every file"
+	else
+		ktap_check "round $round: rmmod under flood removes every file" files_absent_all
+	fi
+	ktap_check "round $round: the flood passes without the module" flood_passes
+	if ! floods_alive; then
+		ktap_test_fail "round $round: insmod under flood creates every file"
+	elif ! module_load; then
+		ktap_msg "insmod: $MODULE_ERR"
+		ktap_test_fail "round $round: insmod under flood creates every file"
+	else
+		ktap_check "round $round: insmod under flood creates every file" files_present_all
+	fi
+	ktap_check "round $round: the new instance counts the flood in A and B" flood_counted
+	sleep 0.5
+done
+
+# Stop the chains (each finishes its current run): every request must have had its reply.
+touch "$tmp/stop"
+for p in "${flood_pids[@]}"; do
+	wait "$p"
+done
+flood_pids=()
+ktap_check "flood A -> B: every request answered" chain_result "$tmp/flood_ab"
+ktap_check "flood B -> A: every request answered" chain_result "$tmp/flood_ba"
+
+module_unload || ktap_msg "rmmod: $MODULE_ERR"
+kmsg_clean "no BUG/WARNING in the kernel log"
+
+ktap_finished

@@ -1,0 +1,119 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Run the icmp_ct selftests: every test in TEST_PROGS of ./Makefile, in order, or only the
+# ones given with -t.  KTAP on stdout: each test's own output nested as "# " lines, then
+# "ok N name", "not ok N name" or "ok N name # SKIP reason".  Exit status 0 when no test
+# failed (skips are fine), 1 otherwise.
+#
+#   run_kselftest.sh [-t TEST]... [-l]
+#
+# Environment:
+#   ICMP_CT_KO   module to test (default: ../icmp_ct.ko relative to this directory)
+#   RESULTS_DIR  if set: write RESULTS_DIR/summary ("passed P failed F skipped S") and
+#                RESULTS_DIR/<test>.log with each test's output
+#   TIMEOUT      per-test timeout in seconds (default: timeout= from ./settings, else 300)
+
+set -u
+
+BASE_DIR=$(dirname "$(readlink -e "${BASH_SOURCE[0]}")")
+# A relative ICMP_CT_KO is relative to the caller's directory, not to ours.
+if [ -n "${ICMP_CT_KO:-}" ]; then
+	ICMP_CT_KO=$(readlink -m "$ICMP_CT_KO")
+	export ICMP_CT_KO
+fi
+cd "$BASE_DIR" || exit 1
+
+usage()
+{
+	echo "usage: $0 [-t TEST]... [-l]" >&2
+	exit 2
+}
+
+# TEST_PROGS from the Makefile (assignment plus backslash continuation lines).
+test_progs()
+{
+	awk '
+		/^TEST_PROGS[ \t]*[:+]?=/ { on = 1; sub(/^[^=]*=/, "") }
+		on {
+			cont = sub(/\\[ \t]*$/, "")
+			n = split($0, w, /[ \t]+/)
+			for (i = 1; i <= n; i++) if (w[i] != "") print w[i]
+			if (!cont) on = 0
+		}
+	' Makefile
+}
+
+tests=()
+while getopts "t:lh" opt; do
+	case "$opt" in
+	t) tests+=("$OPTARG") ;;
+	l) test_progs; exit 0 ;;
+	*) usage ;;
+	esac
+done
+shift $((OPTIND - 1))
+[ $# -eq 0 ] || usage
+if [ ${#tests[@]} -eq 0 ]; then
+	mapfile -t tests < <(test_progs)
+fi
+
+timeout=${TIMEOUT:-}
+if [ -z "$timeout" ] && [ -r settings ]; then
+	timeout=$(sed -n 's/^timeout=\([0-9][0-9]*\)$/\1/p' settings)
+fi
+timeout=${timeout:-300}
+
+results=${RESULTS_DIR:-}
+[ -z "$results" ] || mkdir -p "$results" || exit 1
+
+pass=0
+fail=0
+skip=0
+num=0
+
+echo "TAP version 13"
+echo "1..${#tests[@]}"
+for t in "${tests[@]}"; do
+	num=$((num + 1))
+	name="selftests: icmp_ct: $t"
+	echo "# $name"
+	if [ ! -x "./$t" ]; then
+		echo "# Warning: $t is missing or not executable"
+		echo "not ok $num $name"
+		fail=$((fail + 1))
+		continue
+	fi
+	log=$(mktemp)
+	start=$(date +%s)
+	# Own process group (timeout does that), killed as a whole on timeout; output nested.
+	timeout -k 10 "$timeout" "./$t" </dev/null 2>&1 | tee "$log" | sed -u 's/^/# /'
+	rc=${PIPESTATUS[0]}
+	echo "# $t: exit $rc after $(($(date +%s) - start)) s"
+	[ -z "$results" ] || cp "$log" "$results/$t.log"
+	case $rc in
+	0)
+		echo "ok $num $name"
+		pass=$((pass + 1))
+		;;
+	4)
+		# The reason: from the test's "1..0 # SKIP reason" (or last "# SKIP reason") line.
+		reason=$(sed -n 's/^.*# SKIP \{0,1\}//p' "$log" | tail -n 1)
+		echo "ok $num $name # SKIP ${reason:-skipped}"
+		skip=$((skip + 1))
+		;;
+	124)
+		echo "not ok $num $name # TIMEOUT $timeout seconds"
+		fail=$((fail + 1))
+		;;
+	*)
+		echo "not ok $num $name # exit=$rc"
+		fail=$((fail + 1))
+		;;
+	esac
+	rm -f "$log"
+done
+
+echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:$skip error:0"
+[ -z "$results" ] || echo "passed $pass failed $fail skipped $skip" >"$results/summary"
+[ "$fail" -eq 0 ]
