@@ -10,6 +10,7 @@
 #define ICMP_CT_HELPERS_H
 
 #include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/proc_fs.h>
 #include <linux/rcupdate.h>
@@ -42,6 +43,7 @@ unsigned long icmp_ct_jiffies(void);
 unsigned long icmp_ct_totalram_pages(void);
 __u32 icmp_ct_skb_mark(const struct sk_buff *skb);
 void icmp_ct_skb_set_mark(struct sk_buff *skb, __u32 mark);
+bool icmp_ct_skb_is_notrack(const struct sk_buff *skb);
 
 /*
  * The connection table. Each entry is hashed twice, by its original and by its reply tuple,

@@ -93,6 +93,16 @@ void icmp_ct_skb_set_mark(struct sk_buff *skb, __u32 mark)
 	skb->mark = mark;
 }
 
+bool icmp_ct_skb_is_notrack(const struct sk_buff *skb)
+{
+#if IS_ENABLED(CONFIG_NF_CONNTRACK)
+	/* The raw table's notrack (nft `notrack`, xt CT --notrack) marks the skb so. */
+	return (skb_get_nfct(skb) & NFCT_INFOMASK) == IP_CT_UNTRACKED;
+#else
+	return false;
+#endif
+}
+
 static const struct rhashtable_params icmp_ct_table_params = {
 	.head_offset = offsetof(struct icmp_ct_node, head),
 	.key_offset = offsetof(struct icmp_ct_node, tuple),

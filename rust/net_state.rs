@@ -11,8 +11,8 @@ use crate::abstractions::procfs::{ProcDir, ProcEntry};
 use crate::abstractions::rcu::RcuGuard;
 use crate::abstractions::sysctl::{SysctlComputed, SysctlTable};
 use crate::abstractions::table::{Cursor, Table};
-use crate::procfiles::{ConntrackFile, StatFile};
-use crate::stats::{Counter, Stats};
+use crate::procfiles::{ConntrackFile, StatFile, TypeStatFile};
+use crate::stats::{Counter, Stats, TypeStats};
 use crate::sysctls::{self, Knob};
 use kernel::c_str;
 use kernel::prelude::*;
@@ -58,11 +58,14 @@ pub(crate) struct NetState {
     gc: DelayedWork<NetState>,
     _conntrack_file: ProcEntry,
     _stat_file: ProcEntry,
+    _type_stat_file: ProcEntry,
     sysctls: SysctlTable<{ Knob::COUNT }>,
     /// The connection table.
     pub(crate) table: Table,
     /// Counters of `/proc/net/stat/icmp_ct`.
     pub(crate) stats: Stats,
+    /// Counters of `/proc/net/stat/icmp_ct_types`.
+    pub(crate) type_stats: TypeStats,
 }
 
 impl NetState {
@@ -102,10 +105,17 @@ impl PernetData for NetState {
 
     fn init(net: &Net) -> Result<KBox<Self>> {
         let table = Table::new()?;
+        let type_stats = TypeStats::new()?;
         let gc = DelayedWork::new(net)?;
         let sysctls = SysctlTable::register::<NetState>(net, sysctls::PATH, &sysctls::KNOBS)?;
         let stat_file =
             ProcEntry::single::<StatFile>(net, ProcDir::NetStat, c_str!("icmp_ct"), 0o444)?;
+        let type_stat_file = ProcEntry::single::<TypeStatFile>(
+            net,
+            ProcDir::NetStat,
+            c_str!("icmp_ct_types"),
+            0o444,
+        )?;
         let conntrack_file =
             ProcEntry::seq::<ConntrackFile>(net, ProcDir::Net, c_str!("ip_conntrack"), 0o440)?;
         // Last, so that no packet is seen before the rest exists.
@@ -116,9 +126,11 @@ impl PernetData for NetState {
                 gc,
                 _conntrack_file: conntrack_file,
                 _stat_file: stat_file,
+                _type_stat_file: type_stat_file,
                 sysctls,
                 table,
                 stats: Stats::new(),
+                type_stats,
             },
             GFP_KERNEL,
         )?;

@@ -23,7 +23,14 @@ pub(crate) enum Packet {
         protocol: u8,
     },
     /// A packet that cannot be tracked.
-    Invalid(InvalidReason),
+    Invalid {
+        /// Why.
+        reason: InvalidReason,
+        /// The ICMP type, when the packet is an ICMP message with a readable header.
+        icmp_type: Option<u8>,
+    },
+    /// A packet the raw table exempted from tracking (`notrack`).
+    NotTracked,
     /// An ICMP query, reply or other non-error message.
     Icmp {
         /// Its tuple.
@@ -76,23 +83,50 @@ impl Packet {
 
     /// Reads and parses the IPv4 packet `skb`.
     pub(crate) fn read(skb: &SkBuff) -> Packet {
+        if skb.is_notrack() {
+            return Packet::NotTracked;
+        }
+        let truncated = Packet::Invalid {
+            reason: ipv4::ParseError::TruncatedIpHeader.into(),
+            icmp_type: None,
+        };
         let mut buffer = [0u8; SNAPLEN];
         let Ok(offset) = u32::try_from(skb.network_offset()) else {
-            return Packet::Invalid(ipv4::ParseError::TruncatedIpHeader.into());
+            return truncated;
         };
         let available = skb.len().saturating_sub(offset) as usize;
         let Some(wanted) = buffer.get_mut(..available.min(SNAPLEN)) else {
-            return Packet::Invalid(ipv4::ParseError::TruncatedIpHeader.into());
+            return truncated;
         };
         match skb.header(offset, wanted) {
             Some(bytes) => Packet::parse(bytes),
-            None => Packet::Invalid(ipv4::ParseError::TruncatedIpHeader.into()),
+            None => truncated,
         }
     }
 
     /// Parses the first bytes of an IPv4 packet.
     pub(crate) fn parse(bytes: &[u8]) -> Packet {
-        Self::try_parse(bytes).unwrap_or_else(Packet::Invalid)
+        Self::try_parse(bytes).unwrap_or_else(|reason| Packet::Invalid {
+            reason,
+            icmp_type: None,
+        })
+    }
+
+    /// The ICMP type of an ICMP message whose header could be read.
+    pub(crate) fn icmp_type(&self) -> Option<u8> {
+        match self {
+            Packet::Icmp {
+                tuple:
+                    Tuple {
+                        l4: tuple::L4::Icmp { icmp_type, .. },
+                        ..
+                    },
+                ..
+            }
+            | Packet::IcmpError { icmp_type, .. } => Some(*icmp_type),
+            Packet::Invalid { icmp_type, .. } => *icmp_type,
+            _ => None,
+        }
     }
 
     fn try_parse(bytes: &[u8]) -> Result<Packet, InvalidReason> {
@@ -112,8 +146,20 @@ impl Packet {
                 let header = icmp::parse(l4)?;
                 match icmp_types::kind(family, header.icmp_type) {
                     IcmpKind::Error => {
-                        let embedded = icmp_error::parse_embedded_v4(icmp::payload(l4))?;
-                        icmp_error::check_embedded(dst, &embedded)?;
+                        let checked = icmp_error::parse_embedded_v4(icmp::payload(l4))
+                            .map_err(InvalidReason::from)
+                            .and_then(|embedded| {
+                                icmp_error::check_embedded(dst, &embedded).map(|()| embedded)
+                            });
+                        let embedded = match checked {
+                            Ok(embedded) => embedded,
+                            Err(reason) => {
+                                return Ok(Packet::Invalid {
+                                    reason,
+                                    icmp_type: Some(header.icmp_type),
+                                })
+                            }
+                        };
                         Packet::IcmpError {
                             embedded: embedded.tuple,
                             icmp_type: header.icmp_type,

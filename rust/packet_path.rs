@@ -80,6 +80,9 @@ impl NetState {
             None => self.classify(&packet, &rcu),
         };
         self.stats.inc(state_counter(&state));
+        if let Some(icmp_type) = packet.icmp_type() {
+            self.type_stats.count(icmp_type, &state);
+        }
         self.mark(skb, &state);
         if let State::Invalid(reason) = state {
             if self.sysctl(Knob::LogInvalid) != 0 && crate::abstractions::log::ratelimited() {
@@ -146,8 +149,16 @@ impl NetState {
         if self.expired(entry, jiffies::now()) {
             return None;
         }
-        self.stats.inc(Counter::Found);
         Some(Found { entry, dir })
+    }
+
+    /// [`Self::find`] for classification, which counts what it finds.
+    fn find_counted<'a>(&'a self, tuple: &Tuple, rcu: &'a RcuGuard) -> Option<Found<'a>> {
+        let found = self.find(tuple, rcu);
+        if found.is_some() {
+            self.stats.inc(Counter::Found);
+        }
+        found
     }
 
     /// Whether `entry` has expired at `now`.
@@ -157,10 +168,10 @@ impl NetState {
 
     fn classify(&self, packet: &Packet, rcu: &RcuGuard) -> State {
         match packet {
-            Packet::Fragment { .. } => State::Untracked,
-            Packet::Invalid(reason) => State::Invalid(*reason),
+            Packet::Fragment { .. } | Packet::NotTracked => State::Untracked,
+            Packet::Invalid { reason, .. } => State::Invalid(*reason),
             Packet::Icmp { tuple, kind, .. } => {
-                let found = self.find(tuple, rcu);
+                let found = self.find_counted(tuple, rcu);
                 let state = found
                     .as_ref()
                     .map(|f| entry_word::unpack_icmp(f.entry.state().load(Ordering::Relaxed)));
@@ -173,11 +184,11 @@ impl NetState {
                 code,
                 ..
             } => {
-                let found = self.find(embedded, rcu);
+                let found = self.find_counted(embedded, rcu);
                 error_decision(found.as_ref(), *icmp_type, *code).state
             }
             Packet::Flow { tuple, tcp } => {
-                let found = self.find(tuple, rcu);
+                let found = self.find_counted(tuple, rcu);
                 let lookup = flow_lookup(found.as_ref());
                 self.flow_decision(tuple, *tcp, lookup).state
             }
@@ -207,7 +218,9 @@ impl NetState {
         let packet = Packet::read(skb);
         let rcu = RcuGuard::new();
         match &packet {
-            Packet::Fragment { .. } | Packet::Invalid(_) => Verdict::Accept,
+            Packet::Fragment { .. } | Packet::Invalid { .. } | Packet::NotTracked => {
+                Verdict::Accept
+            }
             Packet::Icmp { tuple, kind, .. } => self.confirm_query(tuple, *kind, &rcu),
             Packet::IcmpError {
                 embedded,

@@ -7,8 +7,10 @@ use crate::abstractions::procfs::{ProcSeq, ProcShow, SeqWriter};
 use crate::abstractions::rcu::RcuGuard;
 use crate::abstractions::table::{Cursor, Entry};
 use crate::net_state::NetState;
+use crate::proto::addr::Family;
 use crate::proto::conntrack_line::{self, LineEntry};
 use crate::proto::entry_word;
+use crate::proto::icmp_types;
 use crate::proto::tuple::L4;
 use crate::stats::Counter;
 use core::fmt::{self, Write};
@@ -24,6 +26,29 @@ impl ProcShow for StatFile {
         writeln!(out, "entries {}", data.entries())?;
         for &counter in Counter::ALL {
             writeln!(out, "{} {}", counter.name(), data.stats.get(counter))?;
+        }
+        Ok(())
+    }
+}
+
+/// `/proc/net/stat/icmp_ct_types`: `family type name new established related invalid`, one
+/// line per ICMP type seen, names as in the filtering guide.
+pub(crate) struct TypeStatFile;
+
+impl ProcShow for TypeStatFile {
+    type Data = NetState;
+
+    fn show(data: &NetState, out: &mut SeqWriter) -> fmt::Result {
+        for icmp_type in 0..=u8::MAX {
+            let [new, established, related, invalid] = data.type_stats.get(icmp_type);
+            if new == 0 && established == 0 && related == 0 && invalid == 0 {
+                continue;
+            }
+            let name = icmp_types::type_name(Family::Ipv4, icmp_type).unwrap_or("unknown");
+            writeln!(
+                out,
+                "ipv4 {icmp_type} {name} {new} {established} {related} {invalid}"
+            )?;
         }
         Ok(())
     }

@@ -2,7 +2,9 @@
 
 //! The per-namespace counters of `/proc/net/stat/icmp_ct`.
 
+use crate::proto::state::State;
 use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::prelude::*;
 
 macro_rules! counters {
     ($($variant:ident => $name:literal,)*) => {
@@ -85,5 +87,56 @@ impl Stats {
         self.values
             .get(counter as usize)
             .map_or(0, |value| value.load(Ordering::Relaxed))
+    }
+}
+
+/// The states counted per ICMP type, in the columns of `/proc/net/stat/icmp_ct_types`.
+const TYPE_COLUMNS: usize = 4;
+
+/// Per-ICMP-type counters of one namespace (`/proc/net/stat/icmp_ct_types`): row `type`,
+/// column state, flattened (a 256 x 4 array would be built on the stack first).
+pub(crate) struct TypeStats {
+    values: KVec<AtomicU64>,
+}
+
+impl TypeStats {
+    /// All counters at zero.
+    pub(crate) fn new() -> Result<Self> {
+        let len = 256 * TYPE_COLUMNS;
+        let mut values = KVec::with_capacity(len, GFP_KERNEL)?;
+        for _ in 0..len {
+            values.push(AtomicU64::new(0), GFP_KERNEL)?;
+        }
+        Ok(TypeStats { values })
+    }
+
+    fn cell(&self, icmp_type: u8, column: usize) -> Option<&AtomicU64> {
+        self.values.get(
+            usize::from(icmp_type)
+                .wrapping_mul(TYPE_COLUMNS)
+                .wrapping_add(column),
+        )
+    }
+
+    /// Counts one ICMP message of `icmp_type` classified `state` (UNTRACKED is not a column).
+    pub(crate) fn count(&self, icmp_type: u8, state: &State) {
+        let column = match state {
+            State::New => 0,
+            State::Established => 1,
+            State::Related => 2,
+            State::Invalid(_) => 3,
+            State::Untracked => return,
+        };
+        if let Some(value) = self.cell(icmp_type, column) {
+            value.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The counters of `icmp_type`: new, established, related, invalid.
+    pub(crate) fn get(&self, icmp_type: u8) -> [u64; TYPE_COLUMNS] {
+        core::array::from_fn(|column| {
+            self.cell(icmp_type, column)
+                .map_or(0, |value| value.load(Ordering::Relaxed))
+        })
     }
 }

@@ -77,6 +77,12 @@ impl SkBuff {
         unsafe { bindings::nf_ip_checksum(self.as_ptr(), hook, offset, protocol) == 0 }
     }
 
+    /// Whether the raw table exempted the packet from connection tracking (`notrack`).
+    pub(crate) fn is_notrack(&self) -> bool {
+        // SAFETY: the packet is live.
+        unsafe { bindings::icmp_ct_skb_is_notrack(self.as_ptr()) }
+    }
+
     /// `skb->mark`.
     pub(crate) fn mark(&self) -> u32 {
         // SAFETY: the packet is live.

@@ -1,0 +1,159 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0
+"""Send hand-made IPv4 ICMP packets for the icmp_ct selftests.
+
+Each packet is built here, IP header included, and sent through a raw IPv4 socket with
+IP_HDRINCL (socket(AF_INET, SOCK_RAW, IPPROTO_RAW)), so it passes the sender's LOCAL_OUT and
+POST_ROUTING hooks like any locally generated packet, and the receiver's PRE_ROUTING and
+LOCAL_IN hooks.  (scapy's send() goes through a packet socket on Linux and would bypass the
+sender's netfilter hooks; importing scapy also costs seconds in a TCG guest, per packet batch.
+So this only uses the standard library.)
+
+  craft.py --dst 10.0.1.2 --type 15 --id 77              information request
+  craft.py --dst 10.0.1.1 --type 16 --id 77              the matching reply
+  craft.py --dst 10.0.1.2 --type 8 --id 1 --count 300 --id-step 1   300 distinct ids
+  craft.py --dst 10.0.1.1 --type 8 --bad-checksum        wrong ICMP checksum
+  craft.py --dst 10.0.1.1 --type 8 --icmp-len 4          ICMP header cut to 4 bytes
+
+The payload depends on the type: echo 8 bytes, timestamp 12 bytes (originate, receive,
+transmit), information none, address mask 4 bytes, extended echo (RFC 8335) an extension
+header plus an interface identification object naming ifindex --probe-ifindex (default 1,
+"lo") with the L bit set, so that Linux answers it with code 0 when
+net.ipv4.icmp_echo_enable_probe=1.
+
+Exit status: 0 if every packet was sent, 1 if a send failed (e.g. EPERM: dropped by
+netfilter on the way out), 2 on a usage error.  With --quiet-errors failed sends are only
+counted, in the summary line "sent N failed M" on stderr (printed with --summary or on
+failure).
+"""
+
+import argparse
+import errno
+import socket
+import struct
+import sys
+import time
+
+
+def checksum(data):
+    """RFC 1071 Internet checksum."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def default_payload(icmp_type, args):
+    """Type-specific body after the 8-byte ICMP header."""
+    if args.data is not None:
+        return bytes.fromhex(args.data)
+    if icmp_type in (8, 0):
+        return b"icmp_ct!"
+    if icmp_type in (13, 14):
+        now = int(time.time() % 86400 * 1000)
+        recv = now if icmp_type == 14 else 0
+        return struct.pack("!III", now, recv, recv)
+    if icmp_type in (15, 16):
+        return b""
+    if icmp_type in (17, 18):
+        return socket.inet_aton("255.255.255.0" if icmp_type == 18 else "0.0.0.0")
+    if icmp_type in (42, 43):
+        # RFC 8335 / RFC 4884: extension header (version 2, reserved, checksum), then one
+        # object: length 8, class-num 3 (interface identification), c-type 2 (by ifindex).
+        obj = struct.pack("!HBBI", 8, 3, 2, args.probe_ifindex)
+        hdr = struct.pack("!BBH", 0x20, 0, 0)
+        csum = checksum(hdr + obj)
+        return struct.pack("!BBH", 0x20, 0, csum) + obj
+    return b"\0" * 8
+
+
+def icmp_message(icmp_type, code, ident, seq, args):
+    """The ICMP message (header and body), checksummed, possibly spoiled or cut."""
+    if icmp_type in (42, 43):
+        # Extended echo: 16-bit id, 8-bit sequence, 7 reserved bits and the L bit (request:
+        # "probe an interface of this node"; reply: state bits, left 0 here).
+        rest = struct.pack("!HBB", ident, seq & 0xFF, 1 if icmp_type == 42 else 0)
+    else:
+        rest = struct.pack("!HH", ident, seq & 0xFFFF)
+    body = default_payload(icmp_type, args)
+    msg = struct.pack("!BBH", icmp_type, code, 0) + rest + body
+    csum = checksum(msg)
+    if args.bad_checksum:
+        csum ^= 0x5A5A
+    msg = msg[:2] + struct.pack("!H", csum) + msg[4:]
+    if args.icmp_len is not None:
+        msg = msg[: args.icmp_len]
+    return msg
+
+
+def ip_packet(src, dst, payload, ttl):
+    """IPv4 header (the kernel fills in total length, id and header checksum) + payload."""
+    hdr = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(payload),
+        0,
+        0,
+        ttl,
+        socket.IPPROTO_ICMP,
+        0,
+        socket.inet_aton(src),
+        socket.inet_aton(dst),
+    )
+    return hdr + payload
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    p.add_argument("--src", default="0.0.0.0", help="source address (default: the route's)")
+    p.add_argument("--dst", required=True)
+    p.add_argument("--type", type=int, default=8, dest="icmp_type")
+    p.add_argument("--code", type=int, default=0)
+    p.add_argument("--id", type=int, default=0x4242, dest="ident")
+    p.add_argument("--seq", type=int, default=1)
+    p.add_argument("--count", type=int, default=1)
+    p.add_argument("--id-step", type=int, default=0, help="add this to the id for each packet")
+    p.add_argument("--interval", type=float, default=0.0, help="seconds between packets")
+    p.add_argument("--bad-checksum", action="store_true")
+    p.add_argument("--icmp-len", type=int, help="cut the ICMP message to this many bytes")
+    p.add_argument("--data", help="body after the ICMP header, in hex")
+    p.add_argument("--probe-ifindex", type=int, default=1)
+    p.add_argument("--ttl", type=int, default=64)
+    p.add_argument("--quiet-errors", action="store_true", help="failed sends are not fatal")
+    p.add_argument("--summary", action="store_true")
+    args = p.parse_args()
+    if not 0 <= args.icmp_type <= 255 or not 0 <= args.code <= 255:
+        p.error("type and code are 0..255")
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    sent = failed = 0
+    last_err = None
+    for i in range(args.count):
+        ident = (args.ident + i * args.id_step) & 0xFFFF
+        msg = icmp_message(args.icmp_type, args.code, ident, args.seq + i, args)
+        pkt = ip_packet(args.src, args.dst, msg, args.ttl)
+        try:
+            sock.sendto(pkt, (args.dst, 0))
+            sent += 1
+        except OSError as e:
+            failed += 1
+            last_err = e
+            if e.errno == errno.ENOBUFS:
+                time.sleep(0.01)
+        if args.interval and i + 1 < args.count:
+            time.sleep(args.interval)
+    if args.summary or failed:
+        msg = "sent %d failed %d" % (sent, failed)
+        if last_err is not None:
+            msg += " (last error: %s)" % last_err
+        print(msg, file=sys.stderr)
+    if failed and not args.quiet_errors:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0
+"""Hand-made IPv4 packets for the icmp_ct selftests, built with scapy.
+
+The packet is sent through a raw IPPROTO_RAW socket (IP_HDRINCL) of the namespace this runs
+in, so it passes that namespace's routing and LOCAL_OUT/POST_ROUTING hooks like any locally
+generated packet (scapy's own L3 sockets would bypass the IP stack).
+
+  craft_errors.py error --src S --dst D --type T --code C \\
+          --inner-src A --inner-dst B --inner-proto udp|tcp|icmp|N \\
+          [--sport P --dport Q] [--inner-type T --inner-code C --inner-id I] [--mtu M]
+      an ICMP error from S to D about the packet A -> B (its IP header and 8 bytes)
+  craft_errors.py tcp --src S --dst D --sport P --dport Q --flags FLAGS
+      one TCP segment (FLAGS as scapy spells them: S, A, R, FA, PA, ...)
+
+Prints "sent LEN" on success.
+"""
+
+import argparse
+import socket
+import sys
+
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.packet import Raw
+
+PROTOS = {"icmp": 1, "tcp": 6, "udp": 17}
+
+
+def inner_packet(a):
+    proto = PROTOS.get(a.inner_proto)
+    if proto is None:
+        proto = int(a.inner_proto)
+    ip = IP(src=a.inner_src, dst=a.inner_dst, ttl=64, id=0x4242)
+    if proto == 17:
+        pkt = ip / UDP(sport=a.sport, dport=a.dport) / Raw(b"\0" * 16)
+    elif proto == 6:
+        pkt = ip / TCP(sport=a.sport, dport=a.dport, flags="S", seq=1000)
+    elif proto == 1:
+        pkt = ip / ICMP(type=a.inner_type, code=a.inner_code, id=a.inner_id, seq=1)
+        if a.inner_type in (3, 4, 5, 11, 12):
+            # An error about an error: give it an embedded header of its own.
+            pkt = ip / ICMP(type=a.inner_type, code=a.inner_code) / \
+                IP(src=a.inner_dst, dst=a.inner_src) / UDP(sport=a.dport, dport=a.sport)
+    else:
+        pkt = IP(src=a.inner_src, dst=a.inner_dst, proto=proto, ttl=64) / Raw(b"\0" * 16)
+    # Only the IP header and the first 8 bytes of the payload travel in the error.
+    raw = bytes(pkt)
+    ihl = (raw[0] & 0x0f) * 4
+    return raw[:ihl + 8]
+
+
+def build(a):
+    if a.cmd == "error":
+        icmp = ICMP(type=a.type, code=a.code)
+        if a.type == 3 and a.code == 4:
+            icmp = ICMP(type=3, code=4, nexthopmtu=a.mtu)
+        return IP(src=a.src, dst=a.dst, ttl=64) / icmp / Raw(inner_packet(a))
+    return IP(src=a.src, dst=a.dst, ttl=64) / TCP(sport=a.sport, dport=a.dport,
+                                                  flags=a.flags, seq=12345, ack=54321,
+                                                  window=8192)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("error")
+    e.add_argument("--src", required=True)
+    e.add_argument("--dst", required=True)
+    e.add_argument("--type", type=int, default=3)
+    e.add_argument("--code", type=int, default=1)
+    e.add_argument("--mtu", type=int, default=1280)
+    e.add_argument("--inner-src", required=True)
+    e.add_argument("--inner-dst", required=True)
+    e.add_argument("--inner-proto", default="udp")
+    e.add_argument("--sport", type=int, default=1025)
+    e.add_argument("--dport", type=int, default=53)
+    e.add_argument("--inner-type", type=int, default=8)
+    e.add_argument("--inner-code", type=int, default=0)
+    e.add_argument("--inner-id", type=int, default=4242)
+    t = sub.add_parser("tcp")
+    t.add_argument("--src", required=True)
+    t.add_argument("--dst", required=True)
+    t.add_argument("--sport", type=int, required=True)
+    t.add_argument("--dport", type=int, required=True)
+    t.add_argument("--flags", default="A")
+    a = p.parse_args()
+
+    pkt = build(a)
+    data = bytes(pkt)
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    s.sendto(data, (a.dst, 0))
+    print("sent %d" % len(data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

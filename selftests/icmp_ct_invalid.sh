@@ -1,0 +1,131 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# INVALID ICMP (INTERFACE.md: "A reply that matches nothing is INVALID", "Malformed input",
+# "Any other ICMP type that is not an error ... is INVALID", ip_ct_checksum,
+# ip_ct_drop_invalid, ip_ct_log_invalid).
+#
+#   ns A (10.0.5.1/24) veth0 ---- veth0 (10.0.5.2/24) ns B
+#
+# B sends hand-made packets to A (craft.py, raw IPv4 socket): an unsolicited echo reply, an
+# echo reply after its exchange has ended, an echo request with a wrong ICMP checksum, an
+# IPv4 packet of protocol 1 with only 4 bytes of ICMP header, and unknown types (99, and
+# router solicitation 10, neither query nor error).  Each is INVALID where it arrives: A's
+# `invalid` +1, mark 4 in A's filter input (ip_ct_mark_mask=0xf), and no entry.  The
+# checksum is only checked on arrival (PRE_ROUTING), so B's own LOCAL_OUT classifies the
+# bad-checksum request NEW; with ip_ct_checksum=0 in A it is NEW in A as well.
+
+# Functions below run through ktap_check, tl_wait_until and the EXIT trap.
+# shellcheck disable=SC2317
+
+SELFTESTS_DIR=$(dirname "$(readlink -e "${BASH_SOURCE[0]}")")
+# shellcheck source=lib.sh
+source "$SELFTESTS_DIR/lib.sh"
+# shellcheck source=tracker_lib.sh
+source "$SELFTESTS_DIR/tracker_lib.sh"
+
+A_IP=10.0.5.1
+B_IP=10.0.5.2
+
+tl_require
+require_cmd dmesg
+
+ktap_header
+ktap_plan 21
+
+module_is_loaded || module_load || ktap_bail_out "insmod $ICMP_CT_KO failed: $MODULE_ERR"
+tl_pair A $A_IP B $B_IP || ktap_bail_out "cannot set up namespaces A and B"
+{ tl_marks "$A" && tl_marks "$B"; } || ktap_bail_out "cannot set up the mark counters (nft)"
+
+no_entries()
+{
+	local ns=$1 n c
+
+	n=$(ct_lines "$ns")
+	c=$(ct_count "$ns")
+	[ "$n" = 0 ] && [ "$c" = 0 ] && return 0
+	ktap_msg "${ns}: $n lines, ip_conntrack_count $c:" "$(ct_list "$ns")"
+	return 1
+}
+
+# junk DESC CRAFT-ARGS...: B sends this to A; it is INVALID at A and leaves no entry there.
+junk()
+{
+	local desc=$1
+
+	shift
+	tl_snap "$A" "$B"
+	craft "$B" --dst $A_IP "$@"
+	tl_wait_delta "$A" hook_pre_routing 1 || ktap_msg "$desc: nothing reached A"
+	tl_expect "$desc: INVALID at A (invalid +1, mark 4)" "$A" \
+		invalid=1 mark_inv=1 new=0 established=0 related=0 insert=0
+	ktap_check "$desc: no entry in A" no_entries "$A"
+}
+
+junk "unsolicited echo reply" --type 0 --id 501
+
+ns_exec "$A" ping -n -q -c 1 -W 2 -e 502 $B_IP >/dev/null || ktap_msg "ping A -> B (id 502) failed"
+junk "echo reply after its exchange ended" --type 0 --id 502
+
+junk "echo request with a bad ICMP checksum" --type 8 --id 503 --bad-checksum
+tl_expect "bad checksum: not checked on B's way out (LOCAL_OUT): NEW at B" "$B" new=1 invalid=0
+
+junk "ICMP header truncated to 4 bytes" --type 8 --id 504 --icmp-len 4
+tl_expect "truncated ICMP header: INVALID at B's LOCAL_OUT too" "$B" invalid=1 new=0 insert=0
+
+junk "unknown ICMP type 99" --type 99 --id 505
+tl_expect "unknown ICMP type 99: INVALID at B's LOCAL_OUT too" "$B" invalid=1 new=0 insert=0
+
+junk "router solicitation (type 10, neither query nor error)" --type 10 --id 0
+
+# A reply with a bad checksum that would match an entry: INVALID, and not applied to it.
+tl_gate "$B" "icmp type 8" || ktap_msg "cannot add the gate in B"
+craft "$A" --dst $B_IP --type 8 --id 507
+tl_snap "$A"
+craft "$B" --dst $A_IP --type 0 --id 507 --bad-checksum
+tl_wait_delta "$A" hook_pre_routing 1
+tl_expect "echo reply with a bad checksum to a pending request: INVALID at A, not applied" "$A" \
+	invalid=1 mark_inv=1 established=0 destroyed_on_reply=0
+ct_check_line "echo reply with a bad checksum: the entry stays [UNREPLIED]" \
+	"$A" $A_IP $B_IP 8 0 507 0 1 10 30
+craft "$B" --dst $A_IP --type 0 --id 507
+tl_wait_until 3 no_entries "$A" >/dev/null || ktap_msg "A's entry 507 survived its good reply"
+tl_ungate "$B"
+
+# ip_ct_drop_invalid=1: INVALID packets are dropped at the classification hook, before the
+# filter table sees them.
+sysctl_set "$A" ip_ct_drop_invalid 1 || ktap_msg "ip_ct_drop_invalid=1: $SYSCTL_ERR"
+tl_snap "$A"
+craft "$B" --dst $A_IP --type 0 --id 508
+tl_wait_delta "$A" hook_pre_routing 1
+tl_expect "ip_ct_drop_invalid=1: unsolicited reply INVALID and dropped before the filter table" \
+	"$A" invalid=1 dropped_invalid=1 mark_inv=0 hook_local_in=0
+sysctl_set "$A" ip_ct_drop_invalid 0
+
+# ip_ct_log_invalid=1: INVALID packets are logged (rate limited).
+sysctl_set "$A" ip_ct_log_invalid 1 || ktap_msg "ip_ct_log_invalid=1: $SYSCTL_ERR"
+kmsg_mark
+craft "$B" --dst $A_IP --type 99 --id 510
+sleep 0.5
+logged=$(kmsg_new | grep -i "icmp_ct.*invalid")
+if [ -n "$logged" ]; then
+	ktap_msg "$logged"
+	ktap_test_pass "ip_ct_log_invalid=1: an INVALID packet is logged"
+else
+	ktap_msg "new kernel log lines:" "$(kmsg_new)"
+	ktap_test_fail "ip_ct_log_invalid=1: an INVALID packet is logged"
+fi
+sysctl_set "$A" ip_ct_log_invalid 0
+
+# ip_ct_checksum=0: the bad-checksum request is no longer INVALID: NEW, with an entry.
+sysctl_set "$A" ip_ct_checksum 0 || ktap_msg "ip_ct_checksum=0: $SYSCTL_ERR"
+tl_snap "$A"
+craft "$B" --dst $A_IP --type 8 --id 509 --bad-checksum
+tl_wait_delta "$A" hook_pre_routing 1
+tl_expect "ip_ct_checksum=0: bad-checksum echo request is NEW at A (mark 1)" "$A" \
+	new=1 mark_new=1 invalid=0 insert=1
+ct_check_line "ip_ct_checksum=0: A lists the bad-checksum request [UNREPLIED]" \
+	"$A" $B_IP $A_IP 8 0 509 0 1 10 30
+sysctl_set "$A" ip_ct_checksum 1
+
+ktap_finished
