@@ -178,7 +178,10 @@ vng_args=(
 	# vng sends the kernel console (ttyS0) to /dev/null at loglevel 1, and the 8250 driver
 	# serves one console only: add a virtio console (hvc0) writing to a file, printing every
 	# level, so that a guest that dies (panic, hang) still leaves its kernel log behind.
-	--qemu-opts="-device virtio-serial-pci,id=vmrun -device virtconsole,bus=vmrun.0,chardev=vmrunlog -chardev file,id=vmrunlog,path=$results/serial.log"
+	# Single-threaded TCG: with one host thread per vCPU (MTTCG), a CPU can run a stale
+	# translation of kernel text that another CPU just patched (static keys, e.g. ping's
+	# timestamp key), which ends in "Oops: int3" in unrelated code.
+	--qemu-opts="-accel tcg,thread=single -device virtio-serial-pci,id=vmrun -device virtconsole,bus=vmrun.0,chardev=vmrunlog -chardev file,id=vmrunlog,path=$results/serial.log"
 	--append "console=hvc0 ignore_loglevel"
 )
 for a in "${appends[@]}"; do

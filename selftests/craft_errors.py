@@ -13,10 +13,17 @@ generated packet (scapy's own L3 sockets would bypass the IP stack).
   craft_errors.py tcp --src S --dst D --sport P --dport Q --flags FLAGS
       one TCP segment (FLAGS as scapy spells them: S, A, R, FA, PA, ...)
 
-Prints "sent LEN" on success.
+  craft_errors.py serve
+      prints "ready", then reads one command (the arguments above) per line from stdin and
+      answers each with one line: scapy takes long to start in an emulated guest
+
+Prints "sent LEN" on success ("error MESSAGE" in serve mode on failure).
 """
 
 import argparse
+import contextlib
+import io
+import shlex
 import socket
 import sys
 
@@ -60,7 +67,7 @@ def build(a):
                                                   window=8192)
 
 
-def main():
+def parser():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("error")
@@ -83,13 +90,40 @@ def main():
     t.add_argument("--sport", type=int, required=True)
     t.add_argument("--dport", type=int, required=True)
     t.add_argument("--flags", default="A")
-    a = p.parse_args()
+    sub.add_parser("serve")
+    return p
 
-    pkt = build(a)
-    data = bytes(pkt)
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-    s.sendto(data, (a.dst, 0))
-    print("sent %d" % len(data))
+
+def send(sock, a):
+    data = bytes(build(a))
+    sock.sendto(data, (a.dst, 0))
+    return "sent %d" % len(data)
+
+
+def serve(p, sock):
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            # argparse reports errors on stderr: keep the answer to one line.
+            with contextlib.redirect_stderr(io.StringIO()):
+                a = p.parse_args(shlex.split(line))
+            if a.cmd == "serve":
+                raise ValueError("nested serve")
+            print(send(sock, a), flush=True)
+        except (Exception, SystemExit) as exc:  # one bad line must not end the server
+            print("error %s" % (exc or "bad arguments",), flush=True)
+    return 0
+
+
+def main():
+    p = parser()
+    a = p.parse_args()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    if a.cmd == "serve":
+        return serve(p, sock)
+    print(send(sock, a))
     return 0
 
 

@@ -49,9 +49,13 @@ setup()
 	ping_ok "$A" 10.0.1.2 1 >/dev/null
 }
 setup || ktap_bail_out "cannot set up the namespaces"
+# scapy (hand-made TCP segments) starts in A now, while the UDP part runs.
+scapy_ok && craft_start "$A"
 
 ##############################################################################
 # UDP
+
+rl_section "udp"
 
 udp_unreplied="udp      17 @T@ src=10.0.1.1 dst=10.0.1.2 sport=1025 dport=53 [UNREPLIED] src=10.0.1.2 dst=10.0.1.1 sport=53 dport=1025 use=1"
 udp_assured="udp      17 @T@ src=10.0.1.1 dst=10.0.1.2 sport=1025 dport=53 src=10.0.1.2 dst=10.0.1.1 sport=53 dport=1025 [ASSURED] use=1"
@@ -89,6 +93,8 @@ ktap_check "udp: another exchange resets the timeout to 180" udp_refresh
 
 ##############################################################################
 # TCP
+
+rl_section "tcp"
 
 # A SYN into the void: SYN_SENT, 120 s (retransmissions keep it there).
 bg "$A" "$RL_TMP/syn.out" "$RL_PY" -c "$RL_PY_TCP_CONNECT" 10.0.1.99 80 60 40500
@@ -131,16 +137,23 @@ tcp_tests=(
 	"tcp: a RST without entry is INVALID (ip_ct_tcp_loose=1)"
 	"tcp: no entry for that RST"
 )
+tcp_skip=""
 if ! scapy_ok; then
+	tcp_skip="python3-scapy not available to $RL_PY"
+elif ! craft_ready 240; then
+	tcp_skip=$CRAFT_OUT
+fi
+if [ -n "$tcp_skip" ]; then
 	for t in "${tcp_tests[@]}"; do
-		ktap_test_skip "$t" "python3-scapy not available to $RL_PY"
+		ktap_test_skip "$t" "$tcp_skip"
 	done
 else
-	loose_before=$(sysctl_get "$A" ip_ct_tcp_loose)
-	[ "$loose_before" = 1 ] || ktap_msg "ip_ct_tcp_loose is '$loose_before' in a new namespace, expected 1"
+	loose=$(sysctl_get "$A" ip_ct_tcp_loose)
+	[ "$loose" = 1 ] || ktap_msg "ip_ct_tcp_loose is '$loose' in a new namespace, expected 1"
 	sysctl_set "$A" ip_ct_tcp_loose 1
 	s0=$(snap "$A")
-	craft "$A" tcp --src 10.0.1.1 --dst 10.0.1.99 --sport 40701 --dport 81 --flags A >/dev/null
+	craft_send tcp --src 10.0.1.1 --dst 10.0.1.99 --sport 40701 --dport 81 --flags A ||
+		ktap_msg "$CRAFT_OUT"
 	expect_deltas "${tcp_tests[0]}" "$A" "$s0" "new=1 insert=1 invalid=0"
 	loose_line=$(ct_find "$A" "tcp      6 @T@ @S@ src=10.0.1.1 dst=10.0.1.99 sport=40701 dport=81 [UNREPLIED] src=10.0.1.99 dst=10.0.1.1 sport=81 dport=40701 use=1")
 	if [ -n "$loose_line" ]; then
@@ -153,19 +166,24 @@ else
 
 	sysctl_set "$A" ip_ct_tcp_loose 0 || ktap_msg "ip_ct_tcp_loose=0: $SYSCTL_ERR"
 	s0=$(snap "$A")
-	craft "$A" tcp --src 10.0.1.1 --dst 10.0.1.99 --sport 40702 --dport 82 --flags A >/dev/null
+	craft_send tcp --src 10.0.1.1 --dst 10.0.1.99 --sport 40702 --dport 82 --flags A ||
+		ktap_msg "$CRAFT_OUT"
 	expect_deltas "${tcp_tests[2]}" "$A" "$s0" "invalid=1 new=0 insert=0"
 	expect_no_line "${tcp_tests[3]}" "$A" "sport=40702 dport=82 "
 	sysctl_set "$A" ip_ct_tcp_loose 1
 
 	s0=$(snap "$A")
-	craft "$A" tcp --src 10.0.1.1 --dst 10.0.1.99 --sport 40703 --dport 83 --flags R >/dev/null
+	craft_send tcp --src 10.0.1.1 --dst 10.0.1.99 --sport 40703 --dport 83 --flags R ||
+		ktap_msg "$CRAFT_OUT"
 	expect_deltas "${tcp_tests[4]}" "$A" "$s0" "invalid=1 new=0 insert=0"
 	expect_no_line "${tcp_tests[5]}" "$A" "sport=40703 dport=83 "
+	craft_stop
 fi
 
 ##############################################################################
 # Any other protocol: 253 (RFC 3692 experimentation).
+
+rl_section "generic"
 
 s0=$(snap "$A")
 py "$A" RL_PY_RAW_SEND 253 10.0.1.99 >/dev/null
@@ -187,6 +205,8 @@ expect_line "generic: A lists the answered flow without [UNREPLIED], 600 s" "$A"
 
 ##############################################################################
 # NOTRACK
+
+rl_section "notrack"
 
 notrack_tests=(
 	"notrack: a datagram marked notrack in A's raw output chain is UNTRACKED, not NEW"

@@ -84,6 +84,8 @@ setup || ktap_bail_out "cannot set up the namespaces: $SETUP_ERR"
 ##############################################################################
 # ICMP queries through the NAT.
 
+rl_section "icmp"
+
 r0=$(snap "$R")
 out=$(ns_exec "$C" ping -n -c 3 -i 1 -W 5 10.0.3.1 2>&1)
 if grep -q "3 packets transmitted, 3 received" <<<"$out"; then
@@ -105,6 +107,8 @@ sysctl_set "$R" ip_ct_icmp_keep_replied 0
 ##############################################################################
 # A UDP flow through the NAT.
 
+rl_section "udp"
+
 bg "$S" "$RL_TMP/udp_server.out" "$RL_PY" -c "$RL_PY_UDP_SERVER" 10.0.3.1 53 \
 	"$RL_TMP/udp.ready" "$RL_TMP/udp.log"
 wait_file "$RL_TMP/udp.ready" 30 || ktap_msg "the UDP server did not start: $(cat "$RL_TMP/udp_server.out")"
@@ -124,6 +128,8 @@ fi
 
 ##############################################################################
 # Path MTU beyond the NAT: M's fragmentation-needed goes to 10.0.2.254.
+
+rl_section "pmtu"
 
 bg "$S" "$RL_TMP/tcp_server.out" "$RL_PY" -c "$RL_PY_TCP_SERVER" 10.0.3.1 8080 \
 	"$RL_TMP/tcp.ready" 20000
@@ -157,6 +163,8 @@ expect_deltas "nat: pmtu udp: at C the forwarded fragmentation-needed is RELATED
 
 ##############################################################################
 # An error beyond the NAT that ends the flow.
+
+rl_section "admin-prohibited"
 
 r0=$(snap "$R")
 out=$(py "$C" RL_PY_UDP_CLIENT --sport 41000 --wait 15 10.0.3.1 7 2>&1)

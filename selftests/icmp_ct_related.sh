@@ -74,9 +74,13 @@ setup()
 	ping_ok "$C" 10.0.2.1 1 >/dev/null
 }
 setup || ktap_bail_out "cannot set up the namespaces"
+# scapy (section 6) starts in R now, while the other sections run.
+scapy_ok && craft_start "$R"
 
 ##############################################################################
 # 1. TCP SYN into an unreachable network.
+
+rl_section "1 tcp net-unreachable"
 
 s0=$(snap "$C")
 out=$(py "$C" RL_PY_TCP_CONNECT 10.0.3.1 80 15 40080 2>&1)
@@ -90,6 +94,8 @@ expect_no_line "1 tcp: no entry 10.0.1.1:40080 -> 10.0.3.1:80 left at C" "$C" \
 ##############################################################################
 # 2. UDP into an administratively prohibited network.
 
+rl_section "2 udp admin-prohibited"
+
 s0=$(snap "$C")
 out=$(py "$C" RL_PY_UDP_CLIENT --sport 40100 --wait 15 10.0.4.1 9999 2>&1)
 ktap_expect_eq "2 udp: the datagram to 10.0.4.1:9999 gets admin-prohibited (EHOSTUNREACH)" \
@@ -101,6 +107,8 @@ expect_no_line "2 udp: no entry 10.0.1.1:40100 -> 10.0.4.1:9999 left at C" "$C" 
 
 ##############################################################################
 # 3. DNS-like exchange: [UNREPLIED] with the 30 s timeout, then [ASSURED] with 180 s.
+
+rl_section "3 dns"
 
 dns_unreplied="udp      17 @T@ src=10.0.1.1 dst=10.0.2.1 sport=1025 dport=53 [UNREPLIED] src=10.0.2.1 dst=10.0.1.1 sport=53 dport=1025 use=1"
 dns_assured="udp      17 @T@ src=10.0.1.1 dst=10.0.2.1 sport=1025 dport=53 src=10.0.2.1 dst=10.0.1.1 sport=53 dport=1025 [ASSURED] use=1"
@@ -117,7 +125,7 @@ expect_line "3 dns: C lists the query [UNREPLIED] with a timeout <= 30" "$C" "$d
 expect_line "3 dns: R lists the forwarded query [UNREPLIED] with a timeout <= 30" "$R" \
 	"$dns_unreplied" 20 30
 touch "$RL_TMP/dns.go"
-wait_file "$RL_TMP/dns_client.out" 30 . 
+wait_file "$RL_TMP/dns_client.out" 30 .
 ktap_expect_eq "3 dns: C gets the answer" "reply 32" "$(cat "$RL_TMP/dns_client.out")"
 wait "$dns_client" 2>/dev/null
 expect_line "3 dns: C lists the flow [ASSURED] with a timeout in (30, 180]" "$C" "$dns_assured" 150 180
@@ -128,6 +136,8 @@ expect_deltas "3 dns: at C the query is NEW and the answer ESTABLISHED" "$C" "$s
 
 ##############################################################################
 # 4. TTL expiry at the router.
+
+rl_section "4 ttl"
 
 s0=$(snap "$C")
 out=$(ns_exec "$C" ping -n -c 1 -t 1 -W 5 10.0.2.1 2>&1)
@@ -153,6 +163,8 @@ expect_no_line "4 ttl: no entry 10.0.1.1:40200 -> 10.0.2.1:7 left at C" "$C" \
 
 ##############################################################################
 # 5. Path MTU: R's link to S carries 1280 bytes; C and S think 1500.
+
+rl_section "5 pmtu"
 
 bg "$S" "$RL_TMP/tcp_server.out" "$RL_PY" -c "$RL_PY_TCP_SERVER" 10.0.2.1 8080 \
 	"$RL_TMP/tcp.ready" 20000
@@ -190,6 +202,8 @@ expect_line "5 pmtu udp: C still lists the [UNREPLIED] flow" "$C" \
 ##############################################################################
 # 6. Hand-made errors delivered to C (sent from R with scapy).
 
+rl_section "6 spoofed errors"
+
 victim="udp      17 @T@ src=10.0.1.1 dst=10.0.5.1 sport=2000 dport=7 [UNREPLIED] src=10.0.5.1 dst=10.0.1.1 sport=7 dport=2000 use=1"
 spoof_tests=(
 	"6 spoof: C lists the victim flow 10.0.1.1:2000 -> 10.0.5.1:7 [UNREPLIED]"
@@ -200,12 +214,18 @@ spoof_tests=(
 	"6 spoof: control: a genuine error about the victim is RELATED and destroys it"
 	"6 spoof: control: the victim flow is gone"
 )
+spoof_skip=""
 if ! scapy_ok; then
+	spoof_skip="python3-scapy not available to $RL_PY"
+elif ! craft_ready 240; then
+	spoof_skip=$CRAFT_OUT
+fi
+if [ -n "$spoof_skip" ]; then
 	for t in "${spoof_tests[@]}"; do
-		ktap_test_skip "$t" "python3-scapy not available to $RL_PY"
+		ktap_test_skip "$t" "$spoof_skip"
 	done
 else
-	# scapy starts slowly under TCG: keep the victim alive for the whole step.
+	# The victim must outlive the step even in a slow guest: 600 s instead of 30.
 	sysctl_set "$C" ip_ct_udp_timeout 600 || ktap_msg "ip_ct_udp_timeout: $SYSCTL_ERR"
 	py "$C" RL_PY_UDP_CLIENT --sport 2000 10.0.5.1 7 >/dev/null
 	expect_line "${spoof_tests[0]}" "$C" "$victim" 500 600
@@ -213,33 +233,30 @@ else
 	# The embedded packet matches the victim's reply tuple, so only the anti-spoofing check
 	# (outer destination = sender of the embedded packet) makes this INVALID.
 	s0=$(snap "$C")
-	out=$(craft "$R" error --src 10.0.1.254 --dst 10.0.1.1 --type 3 --code 1 \
-		--inner-src 10.0.5.1 --inner-dst 10.0.1.1 --inner-proto udp --sport 7 --dport 2000 2>&1) ||
-		ktap_msg "craft_errors.py: $out"
+	craft_send error --src 10.0.1.254 --dst 10.0.1.1 --type 3 --code 1 --inner-src 10.0.5.1 \
+		--inner-dst 10.0.1.1 --inner-proto udp --sport 7 --dport 2000 || ktap_msg "$CRAFT_OUT"
 	expect_deltas "${spoof_tests[1]}" "$C" "$s0" "invalid=1 related=0 destroyed_on_error=0"
 
 	s0=$(snap "$C")
-	out=$(craft "$R" error --src 10.0.1.254 --dst 10.0.1.1 --type 3 --code 1 \
-		--inner-src 10.0.1.1 --inner-dst 10.0.5.1 --inner-proto udp --sport 2001 --dport 7 2>&1) ||
-		ktap_msg "craft_errors.py: $out"
+	craft_send error --src 10.0.1.254 --dst 10.0.1.1 --type 3 --code 1 --inner-src 10.0.1.1 \
+		--inner-dst 10.0.5.1 --inner-proto udp --sport 2001 --dport 7 || ktap_msg "$CRAFT_OUT"
 	expect_deltas "${spoof_tests[2]}" "$C" "$s0" "invalid=1 related=0 destroyed_on_error=0"
 
 	s0=$(snap "$C")
-	out=$(craft "$R" error --src 10.0.1.254 --dst 10.0.1.1 --type 3 --code 1 \
-		--inner-src 10.0.1.1 --inner-dst 10.0.5.1 --inner-proto icmp --inner-type 3 \
-		--inner-code 3 --sport 2000 --dport 7 2>&1) ||
-		ktap_msg "craft_errors.py: $out"
+	craft_send error --src 10.0.1.254 --dst 10.0.1.1 --type 3 --code 1 --inner-src 10.0.1.1 \
+		--inner-dst 10.0.5.1 --inner-proto icmp --inner-type 3 --inner-code 3 \
+		--sport 2000 --dport 7 || ktap_msg "$CRAFT_OUT"
 	expect_deltas "${spoof_tests[3]}" "$C" "$s0" "invalid=1 related=0 destroyed_on_error=0"
 
 	expect_line "${spoof_tests[4]}" "$C" "$victim" 400 600
 
 	s0=$(snap "$C")
-	out=$(craft "$R" error --src 10.0.1.254 --dst 10.0.1.1 --type 3 --code 1 \
-		--inner-src 10.0.1.1 --inner-dst 10.0.5.1 --inner-proto udp --sport 2000 --dport 7 2>&1) ||
-		ktap_msg "craft_errors.py: $out"
+	craft_send error --src 10.0.1.254 --dst 10.0.1.1 --type 3 --code 1 --inner-src 10.0.1.1 \
+		--inner-dst 10.0.5.1 --inner-proto udp --sport 2000 --dport 7 || ktap_msg "$CRAFT_OUT"
 	expect_deltas "${spoof_tests[5]}" "$C" "$s0" "related=1 invalid=0 destroyed_on_error=1"
 	expect_no_line "${spoof_tests[6]}" "$C" "src=10\.0\.1\.1 dst=10\.0\.5\.1 sport=2000 dport=7 "
 	sysctl_set "$C" ip_ct_udp_timeout 30
+	craft_stop
 fi
 
 kmsg_clean "no BUG/WARNING in the kernel log"

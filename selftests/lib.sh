@@ -30,6 +30,7 @@ KMSG_BAD_RE='BUG|WARNING|Oops|RCU stall|rcu_sched detected stall|KASAN|leak|gene
 # Names of every stat line, in file order.
 ICMP_CT_STAT_NAMES=(entries found new established related invalid untracked insert
 	insert_failed drop early_drop expired destroyed_on_reply destroyed_on_error
+	dropped_invalid dropped_fragment
 	hook_pre_routing hook_local_in hook_local_out hook_post_routing)
 ICMP_CT_HOOKS=(hook_pre_routing hook_local_in hook_local_out hook_post_routing)
 

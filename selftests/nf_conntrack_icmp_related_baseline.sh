@@ -10,10 +10,13 @@
 #
 # The kernel tree comes from $ICMP_CT_KDIR (e.g. "$(scripts/kernel.sh path normal)"); without
 # it the test is skipped.  The original is run from its own directory, so that its
-# "source lib.sh" finds net/netfilter/lib.sh, which sources net/lib.sh.  Neither writes a
-# file (setup_ns only uses "mktemp -u", which creates nothing) and the original writes
-# nothing either, so the read-only view of the host's file system that a virtme-ng guest
-# has is enough: the tree is used in place, unmodified.
+# "source lib.sh" finds net/netfilter/lib.sh, which sources net/lib.sh.  None of them writes
+# a file (setup_ns only uses "mktemp -u", which creates nothing), so read-only would do; but
+# a virtme-ng guest does not see the tree at all where scripts/kernel.sh puts it: vng mounts
+# a tmpfs over /var/cache.  So the test copies net/lib.sh and net/netfilter/ unchanged into a
+# temporary directory (checked with cmp) and runs the original there.  When the tree is hidden
+# by a mount, the copy is read through a non-recursive bind mount of / (the guest's 9p view
+# of the host's root, without the mounts on top of it), in a private mount namespace.
 #
 # KTAP: one subtest per "PASS: ..." line the original can print (read from the script
 # itself, so the plan follows the kernel version), passed if it printed it; one subtest
@@ -33,14 +36,50 @@ ORIG_REL=tools/testing/selftests/net/netfilter/conntrack_icmp_related.sh
 [ -n "${ICMP_CT_KDIR:-}" ] ||
 	ktap_skip_all "ICMP_CT_KDIR is not set: point it at a kernel tree with $ORIG_REL" \
 		"(e.g. ICMP_CT_KDIR=\$(scripts/kernel.sh path normal))"
-ORIG=$ICMP_CT_KDIR/$ORIG_REL
-ORIG_DIR=$(dirname "$ORIG")
-[ -f "$ORIG" ] || ktap_skip_all "$ORIG not found (ICMP_CT_KDIR=$ICMP_CT_KDIR)"
-for f in "$ORIG_DIR/lib.sh" "$ORIG_DIR/../lib.sh"; do
-	[ -r "$f" ] || ktap_skip_all "$f not found: the original needs it"
-done
 require_root
-require_cmd ip nft ping timeout
+require_cmd ip nft ping timeout cmp
+KDIR=$(readlink -m "$ICMP_CT_KDIR")
+SRC_NET=$KDIR/${ORIG_REL%/netfilter/*}
+
+COPY=$(mktemp -d "${TMPDIR:-/tmp}/nf_ct_icmp_related.XXXXXX") || ktap_skip_all "mktemp -d failed"
+test_cleanup()
+{
+	rm -rf "$COPY"
+}
+
+# copy_from SRC_NET DST: net/lib.sh and net/netfilter/ of SRC_NET into DST/net, verified.
+# shellcheck disable=SC2016 # the script is for "bash -c"
+COPY_SH='
+	src=$1 dst=$2
+	[ -f "$src/netfilter/conntrack_icmp_related.sh" ] || exit 3
+	rm -rf "$dst/net" && mkdir -p "$dst/net" &&
+		cp "$src/lib.sh" "$dst/net/lib.sh" &&
+		cp -R "$src/netfilter" "$dst/net/netfilter" &&
+		cmp "$src/lib.sh" "$dst/net/lib.sh" &&
+		cmp "$src/netfilter/lib.sh" "$dst/net/netfilter/lib.sh" &&
+		cmp "$src/netfilter/conntrack_icmp_related.sh" "$dst/net/netfilter/conntrack_icmp_related.sh"
+'
+# Through the root file system without what is mounted on it (e.g. vng's tmpfs on /var/cache).
+# shellcheck disable=SC2016 # the script is for "bash -c"
+BIND_SH='
+	mnt=$1
+	shift
+	mount --bind / "$mnt" || exit 3
+	bash -c "$@"
+'
+how=""
+if copy_err=$(bash -c "$COPY_SH" copy "$SRC_NET" "$COPY" 2>&1); then
+	how="copied from $SRC_NET"
+elif command -v unshare >/dev/null && mkdir "$COPY/root" &&
+	copy_err=$(unshare -m --propagation private bash -c "$BIND_SH" bind "$COPY/root" \
+		"$COPY_SH" copy "$COPY/root$SRC_NET" "$COPY" 2>&1); then
+	how="copied from $SRC_NET, hidden by a mount here: read through a bind mount of /"
+fi
+rmdir "$COPY/root" 2>/dev/null
+[ -n "$how" ] || ktap_skip_all "$KDIR/$ORIG_REL not found, neither directly nor under a bind" \
+	"mount of / (ICMP_CT_KDIR=$ICMP_CT_KDIR)${copy_err:+: ${copy_err//$'\n'/; }}"
+ORIG=$COPY/net/netfilter/$(basename "$ORIG_REL")
+ORIG_DIR=$(dirname "$ORIG")
 
 # The subtests: the original's PASS messages, as written in it.
 mapfile -t PASS_MSGS < <(sed -n 's/^[[:space:]]*echo "PASS: \(.*\)"[[:space:]]*$/\1/p' "$ORIG")
@@ -58,7 +97,8 @@ fi
 ktap_check "icmp_ct is not loaded" eval '! module_is_loaded'
 
 kmsg_mark
-ktap_msg "running $ORIG (from $ORIG_DIR)"
+ktap_msg "original: $KDIR/$ORIG_REL ($how)," \
+	"sha256 $(sha256sum "$ORIG" | cut -d' ' -f1); running it from $ORIG_DIR"
 start=$(date +%s)
 out=$(cd "$ORIG_DIR" && timeout -k 10 "${BASELINE_TIMEOUT:-300}" bash ./"$(basename "$ORIG")" 2>&1)
 rc=$?

@@ -465,3 +465,48 @@ mod_probe()
 {
 	MODPROBE_ERR=$(modprobe -a "$@" 2>&1)
 }
+
+# craft_start NS: start one "craft_errors.py serve" in NS in the background (scapy takes
+# long to start under TCG: start it early, import it once); craft_ready waits for it, then
+# craft_send sends one packet per call.
+craft_start()
+{
+	coproc CRAFT_PROC { ns_exec "$1" "$RL_PY" "$RL_CRAFT" serve 2>&1; }
+}
+
+# craft_ready [SECONDS]: wait until the server has started.
+craft_ready()
+{
+	local line
+
+	CRAFT_OUT="craft_errors.py serve is not running"
+	[ -n "${CRAFT_PROC[0]:-}" ] || return 1
+	read -r -t "${1:-240}" line <&"${CRAFT_PROC[0]}" && [ "$line" = ready ] && return 0
+	CRAFT_OUT="craft_errors.py serve did not start: ${line:-no answer}"
+	return 1
+}
+
+# craft_send ARGS...: one packet (craft_errors.py arguments); its answer in CRAFT_OUT.
+craft_send()
+{
+	CRAFT_OUT="craft_errors.py is not running"
+	[ -n "${CRAFT_PROC[1]:-}" ] || return 1
+	printf '%s\n' "$*" >&"${CRAFT_PROC[1]}" || return 1
+	read -r -t 60 CRAFT_OUT <&"${CRAFT_PROC[0]}" || return 1
+	[[ $CRAFT_OUT == sent* ]]
+}
+
+# craft_stop: end the server (end of its input).
+craft_stop()
+{
+	local pid=${CRAFT_PROC_PID:-}
+
+	[ -n "${CRAFT_PROC[1]:-}" ] && eval "exec ${CRAFT_PROC[1]}>&-"
+	[ -z "$pid" ] || wait "$pid" 2>/dev/null
+}
+
+# rl_section NAME: a comment line with the time since the start, for slow guests.
+rl_section()
+{
+	echo "# --- $1 (t=${SECONDS}s)"
+}

@@ -100,7 +100,7 @@ ct_find()
 {
 	local ns=$1 re
 
-	re=" src=$2 dst=$3 type=$4 code=$5 id=$6( |\$)"
+	re="src=$2 dst=$3 type=$4 code=$5 id=$6( |\$)"
 	ct_list "$ns" | grep -E -- "^icmp +1 [0-9]+ $re"
 }
 
@@ -185,15 +185,16 @@ tl_marks()
 	EOF
 }
 
-# tl_values NS: "name value" lines: the stat file, then the mark counters if NS has them.
+# tl_values NS: "name value" lines: the stat file, then the mark counters if NS has them
+# (one process in NS: this runs often, and process start-up is slow in a TCG guest).
 tl_values()
 {
-	local ns=$1
-
-	ns_exec "$ns" cat "$ICMP_CT_STAT" || return 1
-	# shellcheck disable=SC2016 # awk program
-	ns_exec "$ns" nft list table inet icmpct_marks 2>/dev/null |
-		awk '$1 == "counter" && $3 == "{" { name = $2 } $1 == "packets" && name { print name, $2; name = "" }'
+	# shellcheck disable=SC2016 # expanded by the inner shell / awk program
+	ns_exec "$1" bash -c 'cat "$1" || exit 1; nft list table inet icmpct_marks 2>/dev/null; exit 0' \
+		bash "$ICMP_CT_STAT" |
+		awk '$1 == "counter" && $3 == "{" { name = $2; next }
+			$1 == "packets" && name { print name, $2; name = ""; next }
+			NF == 2 && $2 ~ /^[0-9]+$/ { print }'
 }
 
 # tl_snap NS...: remember every counter of each NS.
