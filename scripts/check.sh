@@ -146,17 +146,20 @@ fi
 
 # The same suite on a kernel with KASAN, lockdep, PROVE_RCU, DEBUG_ATOMIC_SLEEP and
 # kmemleak: RCU and locking bugs hide from functional tests. `no5lvl`: under TCG an
-# unrelated early splat would otherwise turn lockdep off.
-debug_build=$top/.build-debug
-step "debug test kernel (cached build)" scripts/kernel.sh build debug
-kdir_debug=$(scripts/kernel.sh path debug)
-step "module builds against the debug kernel" build_debug_module
-if [ -e "$debug_build/icmp_ct.ko" ]; then
-	selftests_in_vm debug "$kdir_debug" "$debug_build/icmp_ct.ko" --kmemleak --append no5lvl \
-		--memory 3G
-else
-	failed=$((failed + 1))
-	failures+=("debug selftests: no debug icmp_ct.ko to test")
+# unrelated early splat would otherwise turn lockdep off. Opt-in (ICMP_CT_DEBUG_KERNEL=1)
+# until a full run of it has been measured to fit CI's time on a fresh machine.
+if [ "${ICMP_CT_DEBUG_KERNEL:-0}" = 1 ]; then
+	debug_build=$top/.build-debug
+	step "debug test kernel (cached build)" scripts/kernel.sh build debug
+	kdir_debug=$(scripts/kernel.sh path debug)
+	step "module builds against the debug kernel" build_debug_module
+	if [ -e "$debug_build/icmp_ct.ko" ]; then
+		selftests_in_vm debug "$kdir_debug" "$debug_build/icmp_ct.ko" --kmemleak \
+			--append no5lvl --memory 3G
+	else
+		failed=$((failed + 1))
+		failures+=("debug selftests: no debug icmp_ct.ko to test")
+	fi
 fi
 
 echo
