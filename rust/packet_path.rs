@@ -77,7 +77,7 @@ impl NetState {
         let rcu = RcuGuard::new();
         let state = match self.checksum_failure(point, skb, &packet) {
             Some(reason) => State::Invalid(reason),
-            None => self.classify(&packet, &rcu),
+            None => self.classify(point, &packet, &rcu),
         };
         self.stats.inc(state_counter(&state));
         if let Some(icmp_type) = packet.icmp_type() {
@@ -166,7 +166,7 @@ impl NetState {
         jiffies::reached(entry.deadline().load(Ordering::Relaxed), now)
     }
 
-    fn classify(&self, packet: &Packet, rcu: &RcuGuard) -> State {
+    fn classify(&self, point: HookPoint, packet: &Packet, rcu: &RcuGuard) -> State {
         match packet {
             Packet::Fragment { .. } | Packet::NotTracked => State::Untracked,
             Packet::Invalid { reason, .. } => State::Invalid(*reason),
@@ -185,6 +185,15 @@ impl NetState {
                 ..
             } => {
                 let found = self.find_counted(embedded, rcu);
+                if found.is_none() && point == HookPoint::LocalOut {
+                    // This host reports on a packet it received and refused (a router's
+                    // fragmentation-needed, time-exceeded or reject): that packet never
+                    // passed the last hook, so it has no entry, yet the error is about it.
+                    // nf_conntrack makes such errors RELATED by attaching the packet's
+                    // connection; anything else would break path MTU discovery and
+                    // traceroute through a router with ip_ct_drop_invalid = 1.
+                    return State::Related;
+                }
                 error_decision(found.as_ref(), *icmp_type, *code).state
             }
             Packet::Flow { tuple, tcp } => {
