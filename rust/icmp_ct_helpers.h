@@ -44,6 +44,7 @@ unsigned long icmp_ct_totalram_pages(void);
 __u32 icmp_ct_skb_mark(const struct sk_buff *skb);
 void icmp_ct_skb_set_mark(struct sk_buff *skb, __u32 mark);
 bool icmp_ct_skb_is_notrack(const struct sk_buff *skb);
+int icmp_ct_skb_iif(const struct sk_buff *skb);
 
 /*
  * The connection table. Each entry is hashed twice, by its original and by its reply tuple,

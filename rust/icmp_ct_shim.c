@@ -93,6 +93,11 @@ void icmp_ct_skb_set_mark(struct sk_buff *skb, __u32 mark)
 	skb->mark = mark;
 }
 
+int icmp_ct_skb_iif(const struct sk_buff *skb)
+{
+	return skb->skb_iif;
+}
+
 bool icmp_ct_skb_is_notrack(const struct sk_buff *skb)
 {
 #if IS_ENABLED(CONFIG_NF_CONNTRACK)

@@ -55,7 +55,7 @@ impl NetHooks for NetState {
         self.stats.inc(hook_counter(point));
         match point {
             HookPoint::PreRouting | HookPoint::LocalOut => self.classify_hook(point, skb),
-            HookPoint::LocalIn | HookPoint::PostRouting => self.confirm_hook(skb),
+            HookPoint::LocalIn | HookPoint::PostRouting => self.confirm_hook(point, skb),
         }
     }
 }
@@ -108,8 +108,10 @@ impl NetState {
     }
 
     /// `Some` if the packet is an ICMP message whose checksum is wrong and checksums are
-    /// checked: like nf_conntrack, only on arrival (locally generated packets may carry a
-    /// partial checksum) and not on fragments (the checksum covers the whole message).
+    /// checked: like nf_conntrack, only for packets that arrived from outside (locally
+    /// generated ones may carry a partial checksum) and not on fragments (the checksum covers
+    /// the whole message). The confirmation hook asks again, so that a packet classified
+    /// INVALID for its checksum is not applied to the table.
     fn checksum_failure(
         &self,
         point: HookPoint,
@@ -129,7 +131,12 @@ impl NetState {
         else {
             return None;
         };
-        if point != HookPoint::PreRouting || self.sysctl(Knob::Checksum) == 0 {
+        let arrived = match point {
+            HookPoint::PreRouting | HookPoint::LocalIn => true,
+            HookPoint::PostRouting => skb.arrived_from_outside(),
+            HookPoint::LocalOut => false,
+        };
+        if !arrived || self.sysctl(Knob::Checksum) == 0 {
             return None;
         }
         let offset = u32::try_from(skb.network_offset())
@@ -223,8 +230,11 @@ impl NetState {
         }
     }
 
-    fn confirm_hook(&self, skb: &SkBuff) -> Verdict {
+    fn confirm_hook(&self, point: HookPoint, skb: &SkBuff) -> Verdict {
         let packet = Packet::read(skb);
+        if self.checksum_failure(point, skb, &packet).is_some() {
+            return Verdict::Accept;
+        }
         let rcu = RcuGuard::new();
         match &packet {
             Packet::Fragment { .. } | Packet::Invalid { .. } | Packet::NotTracked => {

@@ -83,6 +83,13 @@ impl SkBuff {
         unsafe { bindings::icmp_ct_skb_is_notrack(self.as_ptr()) }
     }
 
+    /// Whether the packet was received on an interface (`skb_iif` is set), as opposed to
+    /// generated on this host.
+    pub(crate) fn arrived_from_outside(&self) -> bool {
+        // SAFETY: the packet is live.
+        unsafe { bindings::icmp_ct_skb_iif(self.as_ptr()) != 0 }
+    }
+
     /// `skb->mark`.
     pub(crate) fn mark(&self) -> u32 {
         // SAFETY: the packet is live.
