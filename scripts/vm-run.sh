@@ -12,8 +12,9 @@
 #   --kernel TREE      built kernel tree (bzImage, .config, modules.order, System.map)
 #   --append ARGS      extra kernel command line (repeatable), e.g. --append no5lvl
 #   --name LABEL       guest hostname and results directory prefix
-#   --kmemleak         after COMMAND, scan for leaks twice (needs CONFIG_DEBUG_KMEMLEAK) and
-#                      fail if /sys/kernel/debug/kmemleak lists anything
+#   --kmemleak         before COMMAND, scan and clear what boot left; after COMMAND, scan
+#                      twice (needs CONFIG_DEBUG_KMEMLEAK) and fail if
+#                      /sys/kernel/debug/kmemleak lists anything
 #   --results DIR      results directory (default: a fresh mktemp -d)
 #   --env NAME=VALUE   set in COMMAND's environment (repeatable); ICMP_CT_KO, ROUNDS and
 #                      TIMEOUT are passed on when set on the host
@@ -22,9 +23,9 @@
 #   --timeout SECONDS  kill the guest after this long (default 3600)
 #
 # Results directory: console.log (everything the guest printed), serial.log (the kernel
-# console, every log level, survives a guest crash), exit_status, dmesg, tainted,
-# kmemleak (with --kmemleak), plus what COMMAND writes to $RESULTS_DIR (set in the guest: the
-# selftest runner puts its summary there).
+# console, every log level, survives a guest crash), exit_status, dmesg, tainted, kmemleak
+# and kmemleak.before (with --kmemleak), plus what COMMAND writes to $RESULTS_DIR (set in
+# the guest: the selftest runner puts its summary there).
 #
 # Exit status: COMMAND's exit status if it failed; otherwise 1 if the log check failed (any
 # kernel log line matching BAD_RE below, or a taint other than O = 4096, out-of-tree module)
@@ -138,6 +139,18 @@ depmod -a -e -F "$tree/System.map" -b "$stage" "$kver" 2>&1 | sed 's/^/vm-run: d
 		printf 'export %s=%q\n' "${e%%=*}" "${e#*=}"
 	done
 	echo "cd $(printf '%q' "$repo") || exit 125"
+	if [ "$kmemleak" = 1 ]; then
+		# Leaks from before COMMAND (boot) are not COMMAND's: report them, then clear them.
+		cat <<-'EOF'
+			kl=/sys/kernel/debug/kmemleak
+			[ -e "$kl" ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+			if [ -e "$kl" ]; then
+				echo scan > "$kl"
+				cat "$kl" > "$RESULTS_DIR/kmemleak.before"
+				echo clear > "$kl"
+			fi
+		EOF
+	fi
 	printf '%q ' "$@"
 	echo
 	cat <<-'EOF'
@@ -153,7 +166,7 @@ depmod -a -e -F "$tree/System.map" -b "$stage" "$kver" 2>&1 | sed 's/^/vm-run: d
 				echo scan > "$kl"; sleep 6; echo scan > "$kl"; sleep 1
 				cat "$kl" > "$RESULTS_DIR/kmemleak"
 			else
-				echo "vm-run: no $kl in this kernel (CONFIG_DEBUG_KMEMLEAK off?)" > "$RESULTS_DIR/kmemleak.missing"
+				echo "no $kl in this kernel (CONFIG_DEBUG_KMEMLEAK off?)" > "$RESULTS_DIR/kmemleak.missing"
 			fi
 		EOF
 	fi
@@ -221,7 +234,13 @@ fi
 tainted=$(cat "$results/tainted")
 if ! [[ $tainted =~ ^[0-9]+$ ]] || [ $((tainted & ~TAINT_OK)) -ne 0 ]; then
 	echo "vm-run: FAIL: kernel tainted $tainted (only $TAINT_OK, O, is allowed):" >&2
-	grep -iE "taint|Tainted:" "$results/dmesg" | sed 's/^/vm-run:   /' >&2 || true
+	if [[ $tainted =~ ^[0-9]+$ ]]; then
+		letters=PFSRMBUDAWCIOELKXTN
+		for ((bit = 0; bit < 19; bit++)); do
+			((tainted >> bit & 1)) && echo "vm-run:   bit $bit (${letters:bit:1})" >&2
+		done
+	fi
+	grep -E "taints kernel|Tainted: " "$results/dmesg" | sed 's/^/vm-run:   /' >&2 || true
 	status=1
 fi
 if [ "$kmemleak" = 1 ]; then

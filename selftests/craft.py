@@ -25,12 +25,15 @@ Exit status: 0 if every packet was sent, 1 if a send failed (e.g. EPERM: dropped
 netfilter on the way out), 2 on a usage error.  With --quiet-errors failed sends are only
 counted, in the summary line "sent N failed M" on stderr (printed with --summary or on
 failure).
+
+  craft.py --serve    agent mode, see serve(): the same sends, one command line each.
 """
 
 import argparse
 import errno
 import socket
 import struct
+import subprocess
 import sys
 import time
 
@@ -106,7 +109,7 @@ def ip_packet(src, dst, payload, ttl):
     return hdr + payload
 
 
-def main():
+def parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--src", default="0.0.0.0", help="source address (default: the route's)")
     p.add_argument("--dst", required=True)
@@ -124,11 +127,13 @@ def main():
     p.add_argument("--ttl", type=int, default=64)
     p.add_argument("--quiet-errors", action="store_true", help="failed sends are not fatal")
     p.add_argument("--summary", action="store_true")
-    args = p.parse_args()
-    if not 0 <= args.icmp_type <= 255 or not 0 <= args.code <= 255:
-        p.error("type and code are 0..255")
+    return p
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+
+def send(args, sock):
+    """Send what args describe; returns (sent, failed, last error or None)."""
+    if not 0 <= args.icmp_type <= 255 or not 0 <= args.code <= 255:
+        raise ValueError("type and code are 0..255")
     sent = failed = 0
     last_err = None
     for i in range(args.count):
@@ -145,6 +150,79 @@ def main():
                 time.sleep(0.01)
         if args.interval and i + 1 < args.count:
             time.sleep(args.interval)
+    return sent, failed, last_err
+
+
+def serve():
+    """Agent mode (--serve): one command per line on stdin, one reply line on stdout.
+
+    Started once per namespace, it saves the seconds a Python start-up costs in a TCG guest
+    for each packet, and reads or writes procfs/sysctl files of its namespace without a
+    process per access:
+      send CRAFT-ARGS...  -> "ok SENT FAILED" or "fail SENT FAILED ERROR"
+      cat SRC DST         -> copy SRC (e.g. /proc/net/ip_conntrack) to DST; "ok SIZE"
+      get PATH            -> "ok CONTENT" with every newline turned into "|"
+      put PATH VALUE      -> write VALUE and a newline to PATH; "ok" or "fail ERROR"
+      run PROGRAM ARGS... -> run it (no shell), "ok STATUS OUTPUT" with stdout and stderr,
+                             newlines turned into "|"; saves "ip netns exec" for each
+                             nft or ping of a test
+      hello               -> "ok"
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    p = parser()
+
+    def error(message):
+        raise ValueError(message)
+
+    p.error = error
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        cmd, rest = words[0], words[1:]
+        try:
+            if cmd == "send":
+                sent, failed, err = send(p.parse_args(rest), sock)
+                if failed:
+                    reply = "fail %d %d %s" % (sent, failed, err)
+                else:
+                    reply = "ok %d 0" % sent
+            elif cmd == "cat":
+                with open(rest[0], "rb") as f:
+                    data = f.read()
+                with open(rest[1], "wb") as f:
+                    f.write(data)
+                reply = "ok %d" % len(data)
+            elif cmd == "get":
+                with open(rest[0]) as f:
+                    reply = "ok " + f.read().rstrip("\n").replace("\n", "|")
+            elif cmd == "put":
+                with open(rest[0], "w") as f:
+                    f.write(rest[1] + "\n")
+                reply = "ok"
+            elif cmd == "run":
+                r = subprocess.run(rest, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, timeout=300, check=False)
+                out = r.stdout.decode(errors="replace").rstrip("\n").replace("\n", "|")
+                reply = "ok %d %s" % (r.returncode, out)
+            elif cmd == "hello":
+                reply = "ok"
+            else:
+                reply = "fail unknown command " + cmd
+        except (OSError, ValueError, IndexError, SystemExit, subprocess.SubprocessError) as e:
+            reply = "fail " + str(e)
+        print(reply.replace("\n", " "), flush=True)
+    return 0
+
+
+def main():
+    if sys.argv[1:] == ["--serve"]:
+        return serve()
+    args = parser().parse_args()
+    if not 0 <= args.icmp_type <= 255 or not 0 <= args.code <= 255:
+        parser().error("type and code are 0..255")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    sent, failed, last_err = send(args, sock)
     if args.summary or failed:
         msg = "sent %d failed %d" % (sent, failed)
         if last_err is not None:

@@ -48,6 +48,7 @@ module_is_loaded || module_load || ktap_bail_out "insmod $ICMP_CT_KO failed: $MO
 setup()
 {
 	ns_create C R M S || return 1
+	rl_anchor "$C" "$R" "$M" "$S" || return 1
 	ns_prepare "$C" "$R" "$M" "$S" || return 1
 	veth_pair "$C" vc 10.0.1.1/24 "$R" vr_c 10.0.1.254/24 || return 1
 	veth_pair "$R" vr_m 10.0.2.254/24 "$M" vm_r 10.0.2.1/24 || return 1
@@ -101,7 +102,7 @@ sysctl_set "$R" ip_ct_icmp_keep_replied 1 || ktap_msg "ip_ct_icmp_keep_replied: 
 ns_exec "$C" ping -n -c 1 -W 5 10.0.3.1 >/dev/null 2>&1
 expect_line "nat: R lists the answered ping with the inside addresses in both directions" "$R" \
 	"icmp     1 @T@ src=10.0.1.1 dst=10.0.3.1 type=8 code=0 id=@N@ src=10.0.3.1 dst=10.0.1.1 type=0 code=0 id=@N@ use=1" \
-	15 30
+	5 30
 sysctl_set "$R" ip_ct_icmp_keep_replied 0
 
 ##############################################################################
@@ -109,7 +110,7 @@ sysctl_set "$R" ip_ct_icmp_keep_replied 0
 
 rl_section "udp"
 
-bg "$S" "$RL_TMP/udp_server.out" "$RL_PY" -c "$RL_PY_UDP_SERVER" 10.0.3.1 53 \
+bg_py "$S" "$RL_TMP/udp_server.out" RL_PY_UDP_SERVER 10.0.3.1 53 \
 	"$RL_TMP/udp.ready" "$RL_TMP/udp.log"
 wait_file "$RL_TMP/udp.ready" 30 || ktap_msg "the UDP server did not start: $(cat "$RL_TMP/udp_server.out")"
 r0=$(snap "$R")
@@ -121,7 +122,7 @@ expect_deltas "nat: at R the query is NEW and the de-NATed answer ESTABLISHED" "
 	"new=1 insert=1 established=1 invalid=0"
 expect_line "nat: R lists the flow [ASSURED] with the inside addresses in both directions" "$R" \
 	"udp      17 @T@ src=10.0.1.1 dst=10.0.3.1 sport=1025 dport=53 src=10.0.3.1 dst=10.0.1.1 sport=53 dport=1025 [ASSURED] use=1" \
-	150 180
+	140 180
 if ns_exec "$R" test -r /proc/net/nf_conntrack; then
 	ktap_msg "R's nf_conntrack entry:" "$(ns_exec "$R" grep "sport=1025 dport=53" /proc/net/nf_conntrack)"
 fi
@@ -131,11 +132,11 @@ fi
 
 rl_section "pmtu"
 
-bg "$S" "$RL_TMP/tcp_server.out" "$RL_PY" -c "$RL_PY_TCP_SERVER" 10.0.3.1 8080 \
+bg_py "$S" "$RL_TMP/tcp_server.out" RL_PY_TCP_SERVER 10.0.3.1 8080 \
 	"$RL_TMP/tcp.ready" 20000
 wait_file "$RL_TMP/tcp.ready" 30 || ktap_msg "the TCP server did not start: $(cat "$RL_TMP/tcp_server.out")"
 r0=$(snap "$R")
-bg "$C" "$RL_TMP/tcp_client.out" "$RL_PY" -c "$RL_PY_TCP_CLIENT" 10.0.3.1 8080 41100 20000 \
+bg_py "$C" "$RL_TMP/tcp_client.out" RL_PY_TCP_CLIENT 10.0.3.1 8080 41100 20000 \
 	"$RL_TMP/tcp.stop"
 tcp_client=$BG_PID
 wait_file "$RL_TMP/tcp_client.out" 60 .
@@ -157,7 +158,7 @@ expect_deltas "nat: pmtu udp: at R the datagram is NEW, fragmentation-needed REL
 	"$R" "$r0" "new=1 insert=1 related=1 invalid=0 destroyed_on_error=0"
 expect_line "nat: pmtu udp: R still lists the [UNREPLIED] flow with inside addresses" "$R" \
 	"udp      17 @T@ src=10.0.1.1 dst=10.0.3.2 sport=40900 dport=9 [UNREPLIED] src=10.0.3.2 dst=10.0.1.1 sport=9 dport=40900 use=1" \
-	10 30
+	5 30
 expect_deltas "nat: pmtu udp: at C the forwarded fragmentation-needed is RELATED too" "$C" "$c0" \
 	"new=1 related=1 invalid=0 destroyed_on_error=0"
 

@@ -63,6 +63,7 @@ test_cleanup()
 		sysctl_set - ip_conntrack_max "$max0" || echo "# cleanup: cannot restore ip_conntrack_max=$max0"
 	fi
 	[ -n "$tmp" ] && rm -rf "$tmp"
+	tl_cleanup
 }
 
 tmp=$(mktemp -d) || ktap_bail_out "mktemp failed"
@@ -102,14 +103,15 @@ sampler()
 		done' sampler "$ICMP_CT_SYSCTL_DIR/ip_conntrack_count" "$ICMP_CT_PROC" "$2" "$3"
 }
 
-# flood NS DST FIRST_ID COUNT RCFILE [craft args]: COUNT echo requests with ids FIRST_ID...
+# flood NS DST FIRST_ID COUNT RCFILE [craft args]: COUNT echo requests with ids FIRST_ID...,
+# from a python3 process of its own (two floods run in parallel); exit status in RCFILE.
 flood()
 {
 	local ns=$1 dst=$2 first=$3 count=$4 rcfile=$5
 
 	shift 5
-	craft "$ns" --dst "$dst" --type 8 --id "$first" --id-step 1 --count "$count" --summary "$@" \
-		2>"$rcfile.err"
+	craft_spawn "$ns" --dst "$dst" --type 8 --id "$first" --id-step 1 --count "$count" \
+		--summary "$@" 2>"$rcfile.err"
 	echo $? >"$rcfile"
 }
 

@@ -233,6 +233,23 @@ ns_exec()
 	fi
 }
 
+# ns_anchor NS VAR: start a sleeping process in NS and store its PID in VAR.  Its
+# /proc/PID/net shows NS's /proc/net, readable from here without starting a process per
+# read (expensive under TCG).  Killed with the namespace.
+ns_anchor()
+{
+	ip netns exec "$1" sleep 86400 </dev/null >/dev/null 2>&1 &
+	printf -v "$2" '%s' "$!"
+	# Wait until the child has entered the namespace.
+	local i
+	for i in $(seq 50); do
+		[ "$(readlink "/proc/${!2}/ns/net")" = "$(ip netns exec "$1" readlink /proc/self/ns/net)" ] &&
+			return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # ns_ipv6_off NS: no IPv6 at all in NS (current and future devices).
 ns_ipv6_off()
 {
@@ -297,24 +314,48 @@ module_unload()
 	return 1
 }
 
+# files_check present|absent FILE...: 0 if every FILE exists (present) / none does (absent).
+files_check()
+{
+	local want=$1 f
+
+	shift
+	for f in "$@"; do
+		if [ "$want" = present ] && [ ! -e "$f" ]; then
+			echo "# $f missing"
+			return 1
+		elif [ "$want" = absent ] && [ -e "$f" ]; then
+			echo "# $f still exists"
+			return 1
+		fi
+	done
+}
+
+# module_files NS present|absent: the module's files and sysctl in NS (one process per
+# namespace: under TCG every process start costs).
+module_files()
+{
+	local ns=$1 want=$2 files=("$ICMP_CT_STAT" "$ICMP_CT_PROC" "$ICMP_CT_SYSCTL_DIR/ip_ct_icmp_timeout")
+
+	if [ -z "$ns" ] || [ "$ns" = - ]; then
+		files_check "$want" "${files[@]}" || { echo "# (initial namespace)"; return 1; }
+		return 0
+	fi
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	ns_exec "$ns" bash -c "$(declare -f files_check)"'; files_check "$@"' bash "$want" "${files[@]}" ||
+		{ echo "# (namespace $ns)"; return 1; }
+}
+
 # module_files_present NS: 0 if every file and the sysctl of the module exist in NS.
 module_files_present()
 {
-	local ns=$1 f
-
-	for f in "$ICMP_CT_STAT" "$ICMP_CT_PROC" "$ICMP_CT_SYSCTL_DIR/ip_ct_icmp_timeout"; do
-		ns_exec "$ns" test -e "$f" || { echo "# ${ns:-init}: $f missing"; return 1; }
-	done
+	module_files "$1" present
 }
 
 # module_files_absent NS: 0 if none of them exists in NS.
 module_files_absent()
 {
-	local ns=$1 f
-
-	for f in "$ICMP_CT_STAT" "$ICMP_CT_PROC" "$ICMP_CT_SYSCTL_DIR/ip_ct_icmp_timeout"; do
-		! ns_exec "$ns" test -e "$f" || { echo "# ${ns:-init}: $f still exists"; return 1; }
-	done
+	module_files "$1" absent
 }
 
 ##############################################################################
@@ -329,6 +370,36 @@ stat_get()
 	out=$(ns_exec "$ns" awk -v n="$name" '$1 == n { print $2; f = 1 } END { exit !f }' \
 		"$ICMP_CT_STAT" 2>/dev/null) || { echo "# ${ns:-init}: no '$name' in $ICMP_CT_STAT" >&2; return 1; }
 	echo "$out"
+}
+
+# stat_get_pid PID NAME: like stat_get, for the namespace of PID (see ns_anchor), without
+# starting a process.
+stat_get_pid()
+{
+	local name value f=/proc/$1/net/stat/icmp_ct
+
+	if [ -r "$f" ]; then
+		while read -r name value; do
+			[ "$name" = "$2" ] && { echo "$value"; return 0; }
+		done <"$f"
+	fi
+	echo "# no '$2' in $f" >&2
+	return 1
+}
+
+# rx_packets_pid PID DEV: received packets of DEV in the namespace of PID.
+rx_packets_pid()
+{
+	local dev rest
+
+	while read -r dev rest; do
+		if [ "$dev" = "$2:" ]; then
+			read -r _ rest <<<"$rest"
+			echo "${rest%% *}"
+			return 0
+		fi
+	done <"/proc/$1/net/dev"
+	return 1
 }
 
 # stat_dump NS: the whole stat file (for comparisons and diagnostics).

@@ -34,19 +34,47 @@ require_python()
 	[ -x "$RL_PY" ] || ktap_skip_all "$RL_PY not found (set ICMP_CT_PYTHON)"
 }
 
-# scapy_ok: 0 if craft_errors.py can run (python3-scapy installed).
-scapy_ok()
-{
-	"$RL_PY" -c 'import scapy.layers.inet' 2>/dev/null
-}
-
 ##############################################################################
 # Counters
+
+# Reading a namespace's files through "ip netns exec" costs most of a second in an emulated
+# guest; a process parked in the namespace lets /proc/PID/net/... be read directly.
+declare -gA RL_ANCHOR=()
+
+# rl_anchor NS...: park a sleeping process in each NS (lib.sh's cleanup kills it).
+rl_anchor()
+{
+	local ns pid want end
+
+	for ns in "$@"; do
+		ip netns exec "$ns" sleep 100000 </dev/null >/dev/null 2>&1 &
+		pid=$!
+		want="net:[$(stat -L -c %i "/run/netns/$ns")]" || return 1
+		end=$((SECONDS + 30))
+		until [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" = "$want" ]; do
+			[ "$SECONDS" -lt "$end" ] || return 1
+			sleep 0.1
+		done
+		RL_ANCHOR[$ns]=$pid
+	done
+}
+
+# ns_net_cat NS FILE: cat /proc/net/FILE of NS (through its anchor when it has one).
+ns_net_cat()
+{
+	local pid=${RL_ANCHOR[$1]:-}
+
+	if [ -n "$pid" ] && [ -e "/proc/$pid/net/$2" ]; then
+		cat "/proc/$pid/net/$2"
+	else
+		ns_exec "$1" cat "/proc/net/$2"
+	fi
+}
 
 # snap NS: the whole stat file of NS, to compare with later.
 snap()
 {
-	stat_dump "$1"
+	ns_net_cat "$1" stat/icmp_ct
 }
 
 # delta_of NAME SNAP NOW: NOW's value minus SNAP's for NAME (empty if NAME is missing).
@@ -123,23 +151,12 @@ expect_deltas()
 	return 1
 }
 
-# wait_stat_delta NS SNAP "EXPR..." [WAIT]: wait (no subtest) until the expressions hold.
-wait_stat_delta()
-{
-	local end=$((SECONDS + ${4:-5}))
-
-	while ! deltas_met "$2" "$(snap "$1")" "$3" >/dev/null; do
-		[ "$SECONDS" -lt "$end" ] || return 1
-		sleep 0.2
-	done
-}
-
 ##############################################################################
 # /proc/net/ip_conntrack
 
 ct_list()
 {
-	ns_exec "$1" cat "$ICMP_CT_PROC"
+	ns_net_cat "$1" ip_conntrack
 }
 
 # ct_regex TEMPLATE: an anchored ERE for one listing line.  In TEMPLATE, @T@ stands for the
@@ -173,14 +190,13 @@ ct_timeout_ok()
 }
 
 # expect_line "desc" NS TEMPLATE MIN MAX: one subtest: exactly one line of NS matches
-# TEMPLATE and its timeout lies within [MIN, MAX].  Sets CT_LINE to the line.
+# TEMPLATE and its timeout lies within [MIN, MAX].
 expect_line()
 {
 	local desc=$1 ns=$2 tmpl=$3 min=$4 max=$5 lines n
 
 	lines=$(ct_find "$ns" "$tmpl")
 	n=$(grep -c . <<<"$lines")
-	CT_LINE=$lines
 	if [ "$n" = 1 ] && ct_timeout_ok "$lines" "$min" "$max"; then
 		ktap_msg "$lines"
 		ktap_test_pass "$desc"
@@ -225,14 +241,20 @@ wait_file()
 	done
 }
 
-# bg NS OUTFILE COMMAND...: run COMMAND in NS in the background, output to OUTFILE; the pid
-# (of ip netns exec) in BG_PID.  lib.sh's cleanup kills whatever is left in the namespaces.
+# bg NS OUTFILE COMMAND...: run COMMAND in NS in the background, output to OUTFILE; its pid
+# (ip netns exec execs it) in BG_PID.  lib.sh's cleanup kills whatever is left in the
+# namespaces.
 bg()
 {
 	local ns=$1 out=$2
 
 	shift 2
-	ns_exec "$ns" "$@" >"$out" 2>&1 &
+	# Not through ns_exec: a backgrounded function would leave BG_PID a subshell's.
+	if [ -z "$ns" ] || [ "$ns" = - ]; then
+		"$@" >"$out" 2>&1 &
+	else
+		ip netns exec "$ns" "$@" >"$out" 2>&1 &
+	fi
 	BG_PID=$!
 }
 
@@ -421,13 +443,23 @@ while True:
     s.sendto(b"generic-answer!!", (peer[0], 0))
 '
 
-# py NS PROGRAM_VAR ARGS...: run one of the programs above in NS.
+# py NS PROGRAM_VAR ARGS...: run one of the programs above in NS (-S: standard library only,
+# starts faster).
 py()
 {
 	local ns=$1 prog=$2
 
 	shift 2
-	ns_exec "$ns" "$RL_PY" -c "${!prog}" "$@"
+	ns_exec "$ns" "$RL_PY" -S -c "${!prog}" "$@"
+}
+
+# bg_py NS OUTFILE PROGRAM_VAR ARGS...: py in the background (see bg).
+bg_py()
+{
+	local ns=$1 out=$2 prog=$3
+
+	shift 3
+	bg "$ns" "$out" "$RL_PY" -S -c "${!prog}" "$@"
 }
 
 # craft NS ARGS...: craft_errors.py in NS (scapy).
