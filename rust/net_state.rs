@@ -54,7 +54,7 @@ const GC_INTERVAL_SECS: u32 = 1;
 /// `pre_exit`), the files and sysctls (their removal waits for readers), then the table and
 /// counters they showed.
 pub(crate) struct NetState {
-    hooks: HookRegistration,
+    hooks: HookRegistration<{ HOOKS.len() }>,
     gc: DelayedWork<NetState>,
     _conntrack_file: ProcEntry,
     _stat_file: ProcEntry,

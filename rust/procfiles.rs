@@ -86,7 +86,7 @@ impl ProcSeq for ConntrackFile {
         let mut entry = Self::skip_expired(data, cursor, first, now, rcu);
         let mut skip = pos;
         while skip > 0 && entry.is_some() {
-            skip -= 1;
+            skip = skip.wrapping_sub(1);
             let next = data.table.cursor_next(cursor, rcu);
             entry = Self::skip_expired(data, cursor, next, now, rcu);
         }

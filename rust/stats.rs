@@ -93,21 +93,20 @@ impl Stats {
 /// The states counted per ICMP type, in the columns of `/proc/net/stat/icmp_ct_types`.
 const TYPE_COLUMNS: usize = 4;
 
-/// Per-ICMP-type counters of one namespace (`/proc/net/stat/icmp_ct_types`): row `type`,
-/// column state, flattened (a 256 x 4 array would be built on the stack first).
+/// Counters of all ICMP types: row `type`, column state, flattened.
+const TYPE_CELLS: usize = 256 * TYPE_COLUMNS;
+
+/// Per-ICMP-type counters of one namespace (`/proc/net/stat/icmp_ct_types`).
 pub(crate) struct TypeStats {
-    values: KVec<AtomicU64>,
+    values: KBox<[AtomicU64; TYPE_CELLS]>,
 }
 
 impl TypeStats {
     /// All counters at zero.
     pub(crate) fn new() -> Result<Self> {
-        let len = 256 * TYPE_COLUMNS;
-        let mut values = KVec::with_capacity(len, GFP_KERNEL)?;
-        for _ in 0..len {
-            values.push(AtomicU64::new(0), GFP_KERNEL)?;
-        }
-        Ok(TypeStats { values })
+        Ok(TypeStats {
+            values: crate::abstractions::slab::zeroed_counters()?,
+        })
     }
 
     fn cell(&self, icmp_type: u8, column: usize) -> Option<&AtomicU64> {

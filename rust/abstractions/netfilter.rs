@@ -109,35 +109,34 @@ unsafe extern "C" fn hook_callback<T: NetHooks>(
 ///
 /// `net` is alive while `self` is (the registration is owned by the namespace's state), and
 /// `ops` was registered in it while `registered` is true.
-pub(crate) struct HookRegistration {
+pub(crate) struct HookRegistration<const N: usize> {
     net: *mut bindings::net,
-    ops: KVec<bindings::nf_hook_ops>,
+    // A fixed-size box, not a `KVec`: `KVec::push` would bring an overflow check (a panic
+    // path) into the module.
+    ops: KBox<[bindings::nf_hook_ops; N]>,
     registered: AtomicBool,
 }
 
 // SAFETY: the raw pointers are only handed to netfilter's (un)registration functions, which
 // may be called from any thread.
-unsafe impl Send for HookRegistration {}
+unsafe impl<const N: usize> Send for HookRegistration<N> {}
 // SAFETY: `unregister` is the only `&self` method and it is made idempotent by an atomic swap.
-unsafe impl Sync for HookRegistration {}
+unsafe impl<const N: usize> Sync for HookRegistration<N> {}
 
-impl HookRegistration {
+impl<const N: usize> HookRegistration<N> {
     /// Registers `specs` in `net`, each calling `T::hook`.
-    pub(crate) fn new<T: NetHooks>(net: &Net, specs: &[HookSpec]) -> Result<Self> {
-        let mut ops = KVec::with_capacity(specs.len(), GFP_KERNEL)?;
-        for spec in specs {
-            ops.push(
-                bindings::nf_hook_ops {
-                    hook: Some(hook_callback::<T>),
-                    pf: bindings::ICMP_CT_NFPROTO_IPV4,
-                    hooknum: spec.point.to_raw(),
-                    priority: spec.priority,
-                    ..Default::default()
-                },
-                GFP_KERNEL,
-            )?;
-        }
-        let count = u32::try_from(ops.len()).map_err(|_| EINVAL)?;
+    pub(crate) fn new<T: NetHooks>(net: &Net, specs: &[HookSpec; N]) -> Result<Self> {
+        let ops = KBox::new(
+            specs.each_ref().map(|spec| bindings::nf_hook_ops {
+                hook: Some(hook_callback::<T>),
+                pf: bindings::ICMP_CT_NFPROTO_IPV4,
+                hooknum: spec.point.to_raw(),
+                priority: spec.priority,
+                ..Default::default()
+            }),
+            GFP_KERNEL,
+        )?;
+        let count = u32::try_from(N).map_err(|_| EINVAL)?;
         // SAFETY: `net` is alive; `ops` is a heap array that is neither moved nor freed until
         // it is unregistered (in `unregister` or `drop`).
         to_result(unsafe { bindings::nf_register_net_hooks(net.as_ptr(), ops.as_ptr(), count) })?;
@@ -155,14 +154,14 @@ impl HookRegistration {
         if !self.registered.swap(false, Ordering::AcqRel) {
             return false;
         }
-        let count = self.ops.len() as u32;
+        let count = N as u32;
         // SAFETY: by the type invariant the hooks are registered in the live `self.net`.
         unsafe { bindings::nf_unregister_net_hooks(self.net, self.ops.as_ptr(), count) };
         true
     }
 }
 
-impl Drop for HookRegistration {
+impl<const N: usize> Drop for HookRegistration<N> {
     fn drop(&mut self) {
         // Only reached still registered on error paths: wait for hook calls in flight, since
         // nobody else will before the state is freed.

@@ -106,3 +106,13 @@ pub(crate) unsafe fn free_after_grace_period(entry: NonNull<bindings::icmp_ct_en
         )
     };
 }
+
+/// A heap array of `N` atomic counters, all zero, allocated without building it on the
+/// stack first.
+pub(crate) fn zeroed_counters<const N: usize>() -> Result<KBox<[core::sync::atomic::AtomicU64; N]>>
+{
+    let uninit = KBox::<[core::sync::atomic::AtomicU64; N]>::new_uninit(GFP_KERNEL | __GFP_ZERO)?;
+    // SAFETY: the memory is zeroed (`__GFP_ZERO`), and all-zero bytes are a valid
+    // `AtomicU64` (zero).
+    Ok(unsafe { uninit.assume_init() })
+}
