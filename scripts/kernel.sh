@@ -62,47 +62,53 @@ for old in "$cache"/linux-*-"$flavor"-*; do
 	[ -d "$old" ] && [ "$old" != "$tree" ] && rm -rf "$old"
 done
 start=$(date +%s)
-log "building the $flavor test kernel into $tree (first time: 12-18 minutes on 2 cores)"
-rm -rf "$tree" "$tree.tmp"
-mkdir -p "$tree.tmp"
-tar -xf "$tarball" -C "$tree.tmp" --strip-components=1
-mv "$tree.tmp" "$tree"
-cd "$tree"
+if [ -e "$tree/.icmp_ct-configured" ]; then
+	# An interrupted build of the same key: make picks up where it stopped.
+	log "resuming the interrupted build of the $flavor test kernel in $tree"
+	cd "$tree"
+else
+	log "building the $flavor test kernel into $tree (first time: 12-18 minutes on 2 cores)"
+	rm -rf "$tree" "$tree.tmp"
+	mkdir -p "$tree.tmp"
+	tar -xf "$tarball" -C "$tree.tmp" --strip-components=1
+	mv "$tree.tmp" "$tree"
+	cd "$tree"
 
-# vng --kconfig writes the small config a virtme-ng guest needs; our fragments go on top
-# (vng's own defaults, such as debug info, would otherwise win over them).
-{
-	vng --kconfig LLVM=1 &&
-		scripts/kconfig/merge_config.sh -m .config "${fragments[@]}" &&
-		make LLVM=1 olddefconfig
-} >"$tree/.icmp_ct-kconfig.log" 2>&1 || {
-	cat "$tree/.icmp_ct-kconfig.log" >&2
-	log "configuring the kernel failed"
-	exit 1
-}
-# A fragment option that Kconfig dropped silently would make a kernel that cannot test us.
-missing=0
-for f in "${fragments[@]}"; do
-	while IFS= read -r line; do
-		case "$line" in
-		CONFIG_*=m)
-			# A module may end up built in when something built in selects it.
-			grep -qx -- "$line" .config || grep -qx -- "${line%=m}=y" .config ||
-				{ log "config lost: $line"; missing=1; }
-			;;
-		CONFIG_*=*)
-			grep -qx -- "$line" .config || { log "config lost: $line"; missing=1; }
-			;;
-		"# CONFIG_"*" is not set")
-			opt=${line#\# }
-			opt=${opt%% *}
-			! grep -q "^$opt=" .config || { log "config lost: $line"; missing=1; }
-			;;
-		esac
-	done <"$f"
-done
-[ "$missing" = 0 ] || { log "the fragments do not survive Kconfig; fix selftests/config*"; exit 1; }
-
+	# vng --kconfig writes the small config a virtme-ng guest needs; our fragments go on top
+	# (vng's own defaults, such as debug info, would otherwise win over them).
+	{
+		vng --kconfig LLVM=1 &&
+			scripts/kconfig/merge_config.sh -m .config "${fragments[@]}" &&
+			make LLVM=1 olddefconfig
+	} >"$tree/.icmp_ct-kconfig.log" 2>&1 || {
+		cat "$tree/.icmp_ct-kconfig.log" >&2
+		log "configuring the kernel failed"
+		exit 1
+	}
+	# A fragment option that Kconfig dropped silently would make a kernel that cannot test us.
+	missing=0
+	for f in "${fragments[@]}"; do
+		while IFS= read -r line; do
+			case "$line" in
+			CONFIG_*=m)
+				# A module may end up built in when something built in selects it.
+				grep -qx -- "$line" .config || grep -qx -- "${line%=m}=y" .config ||
+					{ log "config lost: $line"; missing=1; }
+				;;
+			CONFIG_*=*)
+				grep -qx -- "$line" .config || { log "config lost: $line"; missing=1; }
+				;;
+			"# CONFIG_"*" is not set")
+				opt=${line#\# }
+				opt=${opt%% *}
+				! grep -q "^$opt=" .config || { log "config lost: $line"; missing=1; }
+				;;
+			esac
+		done <"$f"
+	done
+	[ "$missing" = 0 ] || { log "the fragments do not survive Kconfig; fix selftests/config*"; exit 1; }
+	touch "$tree/.icmp_ct-configured"
+fi
 log "configured; compiling (log: $tree/.icmp_ct-build.log)"
 make LLVM=1 -j"$(nproc)" >"$tree/.icmp_ct-build.log" 2>&1 &
 pid=$!
