@@ -33,9 +33,7 @@ if module_is_loaded; then
 fi
 test_cleanup()
 {
-	if [ "$reload_at_exit" = 1 ] && ! module_is_loaded; then
-		insmod "$ICMP_CT_KO" && ICMP_CT_LOADED_BY_US=0
-	fi
+	[ "$reload_at_exit" = 1 ] && module_restore
 }
 
 loaded_lines()

@@ -30,9 +30,7 @@ reload_at_exit=0
 module_is_loaded && reload_at_exit=1
 test_cleanup()
 {
-	if [ "$reload_at_exit" = 1 ] && ! module_is_loaded; then
-		insmod "$ICMP_CT_KO" && ICMP_CT_LOADED_BY_US=0
-	fi
+	[ "$reload_at_exit" = 1 ] && module_restore
 }
 
 kmsg_mark

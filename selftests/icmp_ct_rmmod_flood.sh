@@ -53,9 +53,7 @@ test_cleanup()
 	for p in "${flood_pids[@]}"; do
 		kill "$p" 2>/dev/null
 	done
-	if [ "$reload_at_exit" = 1 ] && ! module_is_loaded; then
-		insmod "$ICMP_CT_KO" && ICMP_CT_LOADED_BY_US=0
-	fi
+	[ "$reload_at_exit" = 1 ] && module_restore
 	[ -n "${tmp:-}" ] && rm -rf "$tmp"
 }
 

@@ -346,6 +346,14 @@ module_files()
 		{ echo "# (namespace $ns)"; return 1; }
 }
 
+# module_restore: load the module again for whoever had loaded it before the test (so the
+# EXIT trap leaves it loaded).
+module_restore()
+{
+	module_is_loaded && return 0
+	insmod "$ICMP_CT_KO" && ICMP_CT_LOADED_BY_US=0
+}
+
 # module_files_present NS: 0 if every file and the sysctl of the module exist in NS.
 module_files_present()
 {
