@@ -580,21 +580,8 @@ tl_judge_gone_after()
 }
 
 # tl_pin_hooks: keep the IPv4 netfilter hook static keys enabled while the module comes and
-# goes (see nf_hooks_pin in lib.sh and icmp_ct_rmmod_flood.sh); a fallback copy if lib.sh
-# has none.
+# goes (see nf_hooks_pin in lib.sh and icmp_ct_rmmod_flood.sh).
 tl_pin_hooks()
 {
-	if declare -F nf_hooks_pin >/dev/null; then
-		nf_hooks_pin
-		return
-	fi
-	ns_create KEEP || return 1
-	ns_exec "$KEEP" nft -f - <<-EOF
-		table ip icmp_ct_selftest_pin {
-			chain pre { type filter hook prerouting priority 0; policy accept; }
-			chain in { type filter hook input priority 0; policy accept; }
-			chain out { type filter hook output priority 0; policy accept; }
-			chain post { type filter hook postrouting priority 0; policy accept; }
-		}
-	EOF
+	nf_hooks_pin
 }
