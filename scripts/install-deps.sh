@@ -13,7 +13,7 @@ APT_PACKAGES=(
 	linux-source-6.12 clang lld llvm libclang-dev
 	qemu-system-x86 udev iproute2 nftables iputils-ping kmod
 	flex bison bc libelf-dev libssl-dev cpio rsync xz-utils
-	python3-scapy python3-docutils busybox-static
+	python3-scapy python3-docutils busybox-static shellcheck
 )
 
 log() { echo "install-deps: $*" >&2; }
@@ -31,12 +31,12 @@ install_apt() {
 	local missing
 	missing=$(missing_packages)
 	[ -z "$missing" ] && return 0
-	log "installing Debian packages: $(echo $missing)"
+	log "installing Debian packages: ${missing//$'\n'/ }"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq >/dev/null || die "apt-get update"
 	# shellcheck disable=SC2086
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null ||
-		die "apt-get install $(echo $missing)"
+		die "apt-get install ${missing//$'\n'/ }"
 }
 
 install_rust_src() {

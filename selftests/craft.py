@@ -14,6 +14,9 @@ So this only uses the standard library.)
   craft.py --dst 10.0.1.2 --type 8 --id 1 --count 300 --id-step 1   300 distinct ids
   craft.py --dst 10.0.1.1 --type 8 --bad-checksum        wrong ICMP checksum
   craft.py --dst 10.0.1.1 --type 8 --icmp-len 4          ICMP header cut to 4 bytes
+  craft.py --dst 10.0.1.2 --udp 33434                     a UDP datagram (no ICMP)
+  craft.py --dst 10.0.1.1 --type 3 --code 3 --embed-udp 10.0.1.1:4000:10.0.1.2:53
+                                                          port unreachable about that flow
 
 The payload depends on the type: echo 8 bytes, timestamp 12 bytes (originate, receive,
 transmit), information none, address mask 4 bytes, extended echo (RFC 8335) an extension
@@ -48,10 +51,23 @@ def checksum(data):
     return ~total & 0xFFFF
 
 
+def embedded_udp(spec):
+    """The body of an ICMP error about a UDP datagram "SRC:SPORT:DST:DPORT": its IPv4 header
+    and its 8-byte UDP header (RFC 792)."""
+    src, sport, dst, dport = spec.split(":")
+    udp = struct.pack("!HHHH", int(sport), int(dport), 8 + 8, 0)
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 16, 0, 0, 64, socket.IPPROTO_UDP, 0,
+                      socket.inet_aton(src), socket.inet_aton(dst))
+    hdr = hdr[:10] + struct.pack("!H", checksum(hdr)) + hdr[12:]
+    return hdr + udp
+
+
 def default_payload(icmp_type, args):
     """Type-specific body after the 8-byte ICMP header."""
     if args.data is not None:
         return bytes.fromhex(args.data)
+    if args.embed_udp is not None:
+        return embedded_udp(args.embed_udp)
     if icmp_type in (8, 0):
         return b"icmp_ct!"
     if icmp_type in (13, 14):
@@ -91,7 +107,12 @@ def icmp_message(icmp_type, code, ident, seq, args):
     return msg
 
 
-def ip_packet(src, dst, payload, ttl):
+def udp_datagram(sport, dport):
+    """A UDP header and 8 bytes of data, without checksum (0: none, valid for IPv4)."""
+    return struct.pack("!HHHH", sport, dport, 16, 0) + b"icmp_ct!"
+
+
+def ip_packet(src, dst, payload, ttl, proto=socket.IPPROTO_ICMP):
     """IPv4 header (the kernel fills in total length, id and header checksum) + payload."""
     hdr = struct.pack(
         "!BBHHHBBH4s4s",
@@ -101,7 +122,7 @@ def ip_packet(src, dst, payload, ttl):
         0,
         0,
         ttl,
-        socket.IPPROTO_ICMP,
+        proto,
         0,
         socket.inet_aton(src),
         socket.inet_aton(dst),
@@ -123,6 +144,11 @@ def parser():
     p.add_argument("--bad-checksum", action="store_true")
     p.add_argument("--icmp-len", type=int, help="cut the ICMP message to this many bytes")
     p.add_argument("--data", help="body after the ICMP header, in hex")
+    p.add_argument("--embed-udp", metavar="SRC:SPORT:DST:DPORT",
+                   help="body of an error: the IPv4 and UDP headers of that datagram")
+    p.add_argument("--udp", type=int, metavar="DPORT",
+                   help="send UDP datagrams to this port instead of ICMP")
+    p.add_argument("--sport", type=int, default=40000, help="UDP source port (--udp)")
     p.add_argument("--probe-ifindex", type=int, default=1)
     p.add_argument("--ttl", type=int, default=64)
     p.add_argument("--quiet-errors", action="store_true", help="failed sends are not fatal")
@@ -138,8 +164,12 @@ def send(args, sock):
     last_err = None
     for i in range(args.count):
         ident = (args.ident + i * args.id_step) & 0xFFFF
-        msg = icmp_message(args.icmp_type, args.code, ident, args.seq + i, args)
-        pkt = ip_packet(args.src, args.dst, msg, args.ttl)
+        if args.udp is not None:
+            pkt = ip_packet(args.src, args.dst, udp_datagram(args.sport, args.udp), args.ttl,
+                            socket.IPPROTO_UDP)
+        else:
+            msg = icmp_message(args.icmp_type, args.code, ident, args.seq + i, args)
+            pkt = ip_packet(args.src, args.dst, msg, args.ttl)
         try:
             sock.sendto(pkt, (args.dst, 0))
             sent += 1

@@ -23,6 +23,7 @@ SELFTESTS_DIR=$(dirname "$(readlink -e "${BASH_SOURCE[0]}")")
 ICMP_CT_KO=$(readlink -m "${ICMP_CT_KO:-$SELFTESTS_DIR/../icmp_ct.ko}")
 ICMP_CT_STAT=/proc/net/stat/icmp_ct
 ICMP_CT_PROC=/proc/net/ip_conntrack
+ICMP_CT_TYPES=/proc/net/stat/icmp_ct_types
 ICMP_CT_SYSCTL_DIR=/proc/sys/net/ipv4/netfilter
 # Kernel log lines that fail a test (same list scripts/vm-run.sh uses for the whole run).
 KMSG_BAD_RE='BUG|WARNING|Oops|RCU stall|rcu_sched detected stall|KASAN|leak|general protection|Call Trace'
@@ -288,6 +289,12 @@ nf_hooks_pin()
 
 ##############################################################################
 # Module
+
+# mod_probe MODULE...: load kernel modules; MODPROBE_ERR holds the error.
+mod_probe()
+{
+	MODPROBE_ERR=$(modprobe -a "$@" 2>&1)
+}
 
 module_is_loaded()
 {

@@ -492,12 +492,6 @@ ns_forwarding()
 	ns_exec "$1" sysctl -q -w net.ipv4.ip_forward=1 >/dev/null
 }
 
-# mod_probe MODULE...: load kernel modules; MODPROBE_ERR holds the error.
-mod_probe()
-{
-	MODPROBE_ERR=$(modprobe -a "$@" 2>&1)
-}
-
 # craft_start NS: start one "craft_errors.py serve" in NS in the background (scapy takes
 # long to start under TCG: start it early, import it once); craft_ready waits for it, then
 # craft_send sends one packet per call.
