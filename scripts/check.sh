@@ -8,7 +8,7 @@
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-cd "$top"
+cd "$top" || exit 1
 passed=0
 failed=0
 failures=()
@@ -73,6 +73,10 @@ check_source_policy() {
 	return $ok
 }
 
+check_shell() {
+	shellcheck scripts/*.sh .ci/run && (cd selftests && shellcheck -x ./*.sh)
+}
+
 build_module_clippy() {
 	# Clippy only looks at what it compiles: force the crate to be rebuilt.
 	rm -f rust/icmp_ct_main.o
@@ -132,6 +136,7 @@ step "module is clippy clean" build_module_clippy
 step "rustfmt clean (tree's .rustfmt.toml)" check_rustfmt
 step "no panic path linked (nm -u)" check_no_panic
 step "source policy (no unsafe in proto, SAFETY comments, modinfo)" check_source_policy
+step "shell scripts are shellcheck clean" check_shell
 step "Documentation is valid reStructuredText" /usr/bin/python3 scripts/rst-lint.py \
 	Documentation/*.rst
 step "proto host tests (cargo test)" cargo test --quiet --manifest-path rust/proto/Cargo.toml
@@ -164,6 +169,12 @@ fi
 
 echo
 if [ "$failed" != 0 ]; then
+	# CI shows only the end of the output: repeat each failed (sub)test with what it printed
+	# just before, so that a failure that does not come back here can still be read.
+	for vmlog in "$logdir"/vm-*.log; do
+		[ -e "$vmlog" ] || continue
+		grep -B6 -E '^(# )*not ok ' "$vmlog" | tail -60 | sed "s|^|     ${vmlog##*/}: |"
+	done
 	printf 'failed: %s\n' "${failures[@]}"
 fi
 echo "$passed passed, $failed failed"

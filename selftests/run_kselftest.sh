@@ -2,11 +2,12 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Run the icmp_ct selftests: every test in TEST_PROGS of ./Makefile, in order, or only the
-# ones given with -t.  KTAP on stdout: each test's own output nested as "# " lines, then
+# ones given with -t; with -s K/N only every Nth of them, starting with the Kth (K from 1),
+# so that N guests can share a suite.  KTAP on stdout: each test's own output nested as "# " lines, then
 # "ok N name", "not ok N name" or "ok N name # SKIP reason".  Exit status 0 when no test
 # failed (skips are fine), 1 otherwise.
 #
-#   run_kselftest.sh [-t TEST]... [-l]
+#   run_kselftest.sh [-t TEST]... [-s K/N] [-l]
 #
 # Environment:
 #   ICMP_CT_KO   module to test (default: ../icmp_ct.ko relative to this directory)
@@ -26,7 +27,7 @@ cd "$BASE_DIR" || exit 1
 
 usage()
 {
-	echo "usage: $0 [-t TEST]... [-l]" >&2
+	echo "usage: $0 [-t TEST]... [-s K/N] [-l]" >&2
 	exit 2
 }
 
@@ -45,9 +46,11 @@ test_progs()
 }
 
 tests=()
-while getopts "t:lh" opt; do
+shard=1/1
+while getopts "t:s:lh" opt; do
 	case "$opt" in
 	t) tests+=("$OPTARG") ;;
+	s) shard=$OPTARG ;;
 	l) test_progs; exit 0 ;;
 	*) usage ;;
 	esac
@@ -57,6 +60,15 @@ shift $((OPTIND - 1))
 if [ ${#tests[@]} -eq 0 ]; then
 	mapfile -t tests < <(test_progs)
 fi
+[[ $shard =~ ^([0-9]+)/([0-9]+)$ ]] || usage
+shard_k=${BASH_REMATCH[1]}
+shard_n=${BASH_REMATCH[2]}
+{ [ "$shard_k" -ge 1 ] && [ "$shard_k" -le "$shard_n" ]; } || usage
+picked=()
+for i in "${!tests[@]}"; do
+	[ $((i % shard_n + 1)) = "$shard_k" ] && picked+=("${tests[$i]}")
+done
+tests=("${picked[@]}")
 
 timeout=${TIMEOUT:-}
 if [ -z "$timeout" ] && [ -r settings ]; then
