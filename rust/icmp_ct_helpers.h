@@ -105,13 +105,13 @@ bool icmp_ct_schedule_delayed_work(struct delayed_work *work, unsigned long dela
 const unsigned int ICMP_CT_NF_ACCEPT = NF_ACCEPT;
 const unsigned int ICMP_CT_NF_DROP = NF_DROP;
 const unsigned char ICMP_CT_NFPROTO_IPV4 = NFPROTO_IPV4;
+const unsigned char ICMP_CT_NFPROTO_IPV6 = NFPROTO_IPV6;
 const unsigned int ICMP_CT_NF_INET_PRE_ROUTING = NF_INET_PRE_ROUTING;
 const unsigned int ICMP_CT_NF_INET_LOCAL_IN = NF_INET_LOCAL_IN;
 const unsigned int ICMP_CT_NF_INET_LOCAL_OUT = NF_INET_LOCAL_OUT;
 const unsigned int ICMP_CT_NF_INET_POST_ROUTING = NF_INET_POST_ROUTING;
 const unsigned int ICMP_CT_HZ = HZ;
 const unsigned int ICMP_CT_TABLE_INITIAL_BUCKETS = ICMP_CT_TABLE_MIN_BUCKETS;
-const unsigned char ICMP_CT_IPPROTO_ICMP = IPPROTO_ICMP;
 #endif
 
 #endif /* ICMP_CT_HELPERS_H */

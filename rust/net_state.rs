@@ -12,6 +12,7 @@ use crate::abstractions::rcu::RcuGuard;
 use crate::abstractions::sysctl::{SysctlComputed, SysctlTable};
 use crate::abstractions::table::{Cursor, Table};
 use crate::procfiles::{ConntrackFile, StatFile, TypeStatFile};
+use crate::proto::addr::Family;
 use crate::stats::{Counter, Stats, TypeStats};
 use crate::sysctls::{self, Knob};
 use kernel::c_str;
@@ -24,24 +25,45 @@ const PRIORITY_CLASSIFY: i32 = -99;
 /// Priority of the confirmation hooks: after filter and security, before source NAT (100).
 const PRIORITY_CONFIRM: i32 = 99;
 
-/// The hooks of INTERFACE.md, "Where the hooks sit".
-const HOOKS: [HookSpec; 4] = [
-    HookSpec {
-        point: HookPoint::PreRouting,
-        priority: PRIORITY_CLASSIFY,
-    },
-    HookSpec {
-        point: HookPoint::LocalOut,
-        priority: PRIORITY_CLASSIFY,
-    },
-    HookSpec {
-        point: HookPoint::LocalIn,
-        priority: PRIORITY_CONFIRM,
-    },
-    HookSpec {
-        point: HookPoint::PostRouting,
-        priority: PRIORITY_CONFIRM,
-    },
+/// The hooks of INTERFACE.md, "Where the hooks sit", for one family.
+const fn family_hooks(family: Family) -> [HookSpec; 4] {
+    [
+        HookSpec {
+            family,
+            point: HookPoint::PreRouting,
+            priority: PRIORITY_CLASSIFY,
+        },
+        HookSpec {
+            family,
+            point: HookPoint::LocalOut,
+            priority: PRIORITY_CLASSIFY,
+        },
+        HookSpec {
+            family,
+            point: HookPoint::LocalIn,
+            priority: PRIORITY_CONFIRM,
+        },
+        HookSpec {
+            family,
+            point: HookPoint::PostRouting,
+            priority: PRIORITY_CONFIRM,
+        },
+    ]
+}
+
+const IPV4_HOOKS: [HookSpec; 4] = family_hooks(Family::Ipv4);
+const IPV6_HOOKS: [HookSpec; 4] = family_hooks(Family::Ipv6);
+
+/// Every hook: IPv4's, then IPv6's.
+const HOOKS: [HookSpec; 8] = [
+    IPV4_HOOKS[0],
+    IPV4_HOOKS[1],
+    IPV4_HOOKS[2],
+    IPV4_HOOKS[3],
+    IPV6_HOOKS[0],
+    IPV6_HOOKS[1],
+    IPV6_HOOKS[2],
+    IPV6_HOOKS[3],
 ];
 
 /// How often garbage collection removes expired entries, in seconds. Expired entries are

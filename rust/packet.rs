@@ -1,26 +1,75 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! What one IPv4 packet is to the tracker: parsed from the first bytes of its network header
-//! with `proto`, without touching the packet.
+//! What one IPv4 or IPv6 packet is to the tracker: parsed from the first bytes of its network
+//! header with `proto`, without touching the packet.
 
 use crate::abstractions::skb::SkBuff;
 use crate::proto::addr::{Addr, Family};
 use crate::proto::flow_state::{self, TcpFlags};
 use crate::proto::icmp_types::{self, IcmpKind};
 use crate::proto::state::InvalidReason;
-use crate::proto::tuple::{self, Tuple, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
-use crate::proto::{icmp, icmp_error, ipv4};
+use crate::proto::tuple::{self, Tuple, IPPROTO_TCP, IPPROTO_UDP};
+use crate::proto::{icmp, icmp_error, ipv4, ipv6};
 
-/// Bytes read from each packet: the longest IPv4 header (60), the ICMP header (8), and the
-/// embedded header of an ICMP error with the 8 bytes after it (68), rounded up.
-const SNAPLEN: usize = 160;
+/// Bytes read from each packet: for IPv4 the longest header (60), the ICMP header (8), and
+/// the embedded header of an ICMP error with the 8 bytes after it (68); for IPv6 the fixed
+/// header (40) twice with room for extension headers. A packet whose headers do not fit is
+/// INVALID (truncated), as nf_conntrack's would be beyond its own limits.
+const SNAPLEN: usize = 256;
+
+/// What the tracker needs of the IP header of either family.
+struct IpView<'a> {
+    src: Addr,
+    dst: Addr,
+    /// Upper-layer protocol.
+    protocol: u8,
+    /// The upper-layer bytes (empty for a non-first fragment).
+    l4: &'a [u8],
+    /// Offset of the upper-layer header from the network header.
+    l4_offset: u32,
+    /// Part of a fragmented packet.
+    fragmented: bool,
+    /// Starts with the upper-layer header (not a non-first fragment).
+    has_transport_header: bool,
+}
+
+impl<'a> IpView<'a> {
+    fn parse(family: Family, bytes: &'a [u8]) -> Result<Self, InvalidReason> {
+        match family {
+            Family::Ipv4 => {
+                let ip = ipv4::parse(bytes)?;
+                Ok(IpView {
+                    src: Addr::from_v4(ip.src),
+                    dst: Addr::from_v4(ip.dst),
+                    protocol: ip.protocol,
+                    l4: ip.payload(bytes),
+                    l4_offset: u32::try_from(ip.header_len).unwrap_or(u32::MAX),
+                    fragmented: ip.is_fragment(),
+                    has_transport_header: ip.carries_transport_header(),
+                })
+            }
+            Family::Ipv6 => {
+                let ip = ipv6::parse(bytes)?;
+                Ok(IpView {
+                    src: Addr::from_v6(ip.src),
+                    dst: Addr::from_v6(ip.dst),
+                    protocol: ip.protocol,
+                    l4: ip.payload(bytes),
+                    l4_offset: u32::try_from(ip.l4_offset).unwrap_or(u32::MAX),
+                    fragmented: ip.is_fragment(),
+                    has_transport_header: ip.carries_transport_header(),
+                })
+            }
+        }
+    }
+}
 
 /// A packet as the tracker classifies it.
 pub(crate) enum Packet {
     /// A non-first fragment: no transport header to track it by.
     Fragment {
-        /// The IP protocol of the fragmented packet.
-        protocol: u8,
+        /// Whether the fragmented packet is an ICMP (or ICMPv6) message.
+        icmp: bool,
     },
     /// A packet that cannot be tracked.
     Invalid {
@@ -69,20 +118,20 @@ impl Packet {
     pub(crate) fn is_fragmented_icmp(&self) -> bool {
         matches!(
             self,
-            Packet::Fragment {
-                protocol: IPPROTO_ICMP
-            } | Packet::Icmp {
-                fragmented: true,
-                ..
-            } | Packet::IcmpError {
-                fragmented: true,
-                ..
-            }
+            Packet::Fragment { icmp: true }
+                | Packet::Icmp {
+                    fragmented: true,
+                    ..
+                }
+                | Packet::IcmpError {
+                    fragmented: true,
+                    ..
+                }
         )
     }
 
-    /// Reads and parses the IPv4 packet `skb`.
-    pub(crate) fn read(skb: &SkBuff) -> Packet {
+    /// Reads and parses `skb`, a packet of `family`.
+    pub(crate) fn read(family: Family, skb: &SkBuff) -> Packet {
         if skb.is_notrack() {
             return Packet::NotTracked;
         }
@@ -99,14 +148,14 @@ impl Packet {
             return truncated;
         };
         match skb.header(offset, wanted) {
-            Some(bytes) => Packet::parse(bytes),
+            Some(bytes) => Packet::parse(family, bytes),
             None => truncated,
         }
     }
 
-    /// Parses the first bytes of an IPv4 packet.
-    pub(crate) fn parse(bytes: &[u8]) -> Packet {
-        Self::try_parse(bytes).unwrap_or_else(|reason| Packet::Invalid {
+    /// Parses the first bytes of a packet of `family`.
+    pub(crate) fn parse(family: Family, bytes: &[u8]) -> Packet {
+        Self::try_parse(family, bytes).unwrap_or_else(|reason| Packet::Invalid {
             reason,
             icmp_type: None,
         })
@@ -129,28 +178,34 @@ impl Packet {
         }
     }
 
-    fn try_parse(bytes: &[u8]) -> Result<Packet, InvalidReason> {
-        let ip = ipv4::parse(bytes)?;
-        if !ip.carries_transport_header() {
+    fn try_parse(family: Family, bytes: &[u8]) -> Result<Packet, InvalidReason> {
+        let ip = IpView::parse(family, bytes)?;
+        let icmp_protocol = family.icmp_protocol();
+        if !ip.has_transport_header {
             return Ok(Packet::Fragment {
-                protocol: ip.protocol,
+                icmp: ip.protocol == icmp_protocol,
             });
         }
-        let l4 = ip.payload(bytes);
-        let l4_offset = ip.header_len as u32;
-        let fragmented = ip.is_fragment();
-        let (src, dst) = (Addr::from_v4(ip.src), Addr::from_v4(ip.dst));
-        let family = Family::Ipv4;
+        let IpView {
+            src,
+            dst,
+            l4,
+            l4_offset,
+            fragmented,
+            ..
+        } = ip;
         Ok(match ip.protocol {
-            IPPROTO_ICMP => {
+            protocol if protocol == icmp_protocol => {
                 let header = icmp::parse(l4)?;
                 match icmp_types::kind(family, header.icmp_type) {
                     IcmpKind::Error => {
-                        let checked = icmp_error::parse_embedded_v4(icmp::payload(l4))
-                            .map_err(InvalidReason::from)
-                            .and_then(|embedded| {
-                                icmp_error::check_embedded(dst, &embedded).map(|()| embedded)
-                            });
+                        let embedded = match family {
+                            Family::Ipv4 => icmp_error::parse_embedded_v4(icmp::payload(l4)),
+                            Family::Ipv6 => icmp_error::parse_embedded_v6(icmp::payload(l4)),
+                        };
+                        let checked = embedded.map_err(InvalidReason::from).and_then(|embedded| {
+                            icmp_error::check_embedded(dst, &embedded).map(|()| embedded)
+                        });
                         let embedded = match checked {
                             Ok(embedded) => embedded,
                             Err(reason) => {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! What happens to one IPv4 packet at icmp_ct's hooks.
+//! What happens to one IPv4 or IPv6 packet at icmp_ct's hooks.
 //!
 //! Every packet passes one classification hook (PRE_ROUTING or LOCAL_OUT, priority -99) and,
 //! unless the ruleset drops it, one confirmation hook (LOCAL_IN or POST_ROUTING, priority 99).
@@ -51,11 +51,11 @@ fn state_counter(state: &State) -> Counter {
 }
 
 impl NetHooks for NetState {
-    fn hook(&self, point: HookPoint, skb: &SkBuff) -> Verdict {
+    fn hook(&self, family: Family, point: HookPoint, skb: &SkBuff) -> Verdict {
         self.stats.inc(hook_counter(point));
         match point {
-            HookPoint::PreRouting | HookPoint::LocalOut => self.classify_hook(point, skb),
-            HookPoint::LocalIn | HookPoint::PostRouting => self.confirm_hook(point, skb),
+            HookPoint::PreRouting | HookPoint::LocalOut => self.classify_hook(family, point, skb),
+            HookPoint::LocalIn | HookPoint::PostRouting => self.confirm_hook(family, point, skb),
         }
     }
 }
@@ -67,21 +67,21 @@ struct Found<'a> {
 }
 
 impl NetState {
-    fn classify_hook(&self, point: HookPoint, skb: &SkBuff) -> Verdict {
-        let packet = Packet::read(skb);
+    fn classify_hook(&self, family: Family, point: HookPoint, skb: &SkBuff) -> Verdict {
+        let packet = Packet::read(family, skb);
         // The filtering guide: fragmented ICMP is dropped before any other analysis.
         if packet.is_fragmented_icmp() && self.sysctl(Knob::DropFragments) != 0 {
             self.stats.inc(Counter::DroppedFragment);
             return Verdict::Drop;
         }
         let rcu = RcuGuard::new();
-        let state = match self.checksum_failure(point, skb, &packet) {
+        let state = match self.checksum_failure(family, point, skb, &packet) {
             Some(reason) => State::Invalid(reason),
             None => self.classify(point, &packet, &rcu),
         };
         self.stats.inc(state_counter(&state));
         if let Some(icmp_type) = packet.icmp_type() {
-            self.type_stats.count(icmp_type, &state);
+            self.type_stats.count(family, icmp_type, &state);
         }
         self.mark(skb, &state);
         if let State::Invalid(reason) = state {
@@ -114,6 +114,7 @@ impl NetState {
     /// INVALID for its checksum is not applied to the table.
     fn checksum_failure(
         &self,
+        family: Family,
         point: HookPoint,
         skb: &SkBuff,
         packet: &Packet,
@@ -143,7 +144,7 @@ impl NetState {
             .ok()?
             .saturating_add(*l4_offset);
         let hook = bindings::ICMP_CT_NF_INET_PRE_ROUTING;
-        if skb.ipv4_checksum_ok(hook, offset, bindings::ICMP_CT_IPPROTO_ICMP) {
+        if skb.checksum_ok(family, hook, offset, family.icmp_protocol()) {
             None
         } else {
             Some(InvalidReason::BadChecksum)
@@ -201,7 +202,7 @@ impl NetState {
                     // traceroute through a router with ip_ct_drop_invalid = 1.
                     return State::Related;
                 }
-                error_decision(found.as_ref(), *icmp_type, *code).state
+                error_decision(found.as_ref(), embedded.family, *icmp_type, *code).state
             }
             Packet::Flow { tuple, tcp } => {
                 let found = self.find_counted(tuple, rcu);
@@ -230,9 +231,9 @@ impl NetState {
         }
     }
 
-    fn confirm_hook(&self, point: HookPoint, skb: &SkBuff) -> Verdict {
-        let packet = Packet::read(skb);
-        if self.checksum_failure(point, skb, &packet).is_some() {
+    fn confirm_hook(&self, family: Family, point: HookPoint, skb: &SkBuff) -> Verdict {
+        let packet = Packet::read(family, skb);
+        if self.checksum_failure(family, point, skb, &packet).is_some() {
             return Verdict::Accept;
         }
         let rcu = RcuGuard::new();
@@ -248,7 +249,8 @@ impl NetState {
                 ..
             } => {
                 if let Some(found) = self.find(embedded, &rcu) {
-                    if error_decision(Some(&found), *icmp_type, *code).destroy_entry
+                    if error_decision(Some(&found), embedded.family, *icmp_type, *code)
+                        .destroy_entry
                         && self.table.remove(found.entry)
                     {
                         self.stats.inc(Counter::DestroyedOnError);
@@ -277,7 +279,7 @@ impl NetState {
                 let Some(reply) = tuple.reply() else {
                     return Verdict::Accept;
                 };
-                let deadline = self.timeout_deadline(TimeoutKind::Icmp);
+                let deadline = self.timeout_deadline(icmp_timeout(tuple.family));
                 match self.insert(tuple, &reply, entry_word::pack_icmp(state), deadline) {
                     Err(InsertError::Clash) => continue,
                     Err(InsertError::Full) => return Verdict::Drop,
@@ -302,10 +304,10 @@ impl NetState {
                 match word.compare_exchange(current, new, Ordering::AcqRel, Ordering::Relaxed) {
                     Ok(_) => {
                         if refresh {
-                            found
-                                .entry
-                                .deadline()
-                                .store(self.timeout_deadline(TimeoutKind::Icmp), Ordering::Relaxed);
+                            found.entry.deadline().store(
+                                self.timeout_deadline(icmp_timeout(tuple.family)),
+                                Ordering::Relaxed,
+                            );
                         }
                         if destroy && self.table.remove(found.entry) {
                             self.stats.inc(Counter::DestroyedOnReply);
@@ -406,14 +408,27 @@ impl NetState {
     }
 }
 
-fn error_decision(found: Option<&Found<'_>>, icmp_type: u8, code: u8) -> ErrorDecision {
+/// The ICMP timeout of `family`: `ip_ct_icmp_timeout` or `ip_ct_icmpv6_timeout`.
+fn icmp_timeout(family: Family) -> TimeoutKind {
+    match family {
+        Family::Ipv4 => TimeoutKind::Icmp,
+        Family::Ipv6 => TimeoutKind::Icmpv6,
+    }
+}
+
+fn error_decision(
+    found: Option<&Found<'_>>,
+    family: Family,
+    icmp_type: u8,
+    code: u8,
+) -> ErrorDecision {
     let lookup = match found {
         None => ErrorLookup::NoEntry,
         Some(f) => ErrorLookup::Entry {
             replied: !entry_word::is_unreplied(f.entry.state().load(Ordering::Relaxed)),
         },
     };
-    icmp_error::classify_error(Family::Ipv4, icmp_type, code, lookup)
+    icmp_error::classify_error(family, icmp_type, code, lookup)
 }
 
 fn query_lookup<'a>(dir: Option<Dir>, state: Option<&'a icmp_state::IcmpEntryState>) -> Lookup<'a> {

@@ -39,16 +39,18 @@ impl ProcShow for TypeStatFile {
     type Data = NetState;
 
     fn show(data: &NetState, out: &mut SeqWriter) -> fmt::Result {
-        for icmp_type in 0..=u8::MAX {
-            let [new, established, related, invalid] = data.type_stats.get(icmp_type);
-            if new == 0 && established == 0 && related == 0 && invalid == 0 {
-                continue;
+        for (family, label) in [(Family::Ipv4, "ipv4"), (Family::Ipv6, "ipv6")] {
+            for icmp_type in 0..=u8::MAX {
+                let [new, established, related, invalid] = data.type_stats.get(family, icmp_type);
+                if new == 0 && established == 0 && related == 0 && invalid == 0 {
+                    continue;
+                }
+                let name = icmp_types::type_name(family, icmp_type).unwrap_or("unknown");
+                writeln!(
+                    out,
+                    "{label} {icmp_type} {name} {new} {established} {related} {invalid}"
+                )?;
             }
-            let name = icmp_types::type_name(Family::Ipv4, icmp_type).unwrap_or("unknown");
-            writeln!(
-                out,
-                "ipv4 {icmp_type} {name} {new} {established} {related} {invalid}"
-            )?;
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 
 //! The per-namespace counters of `/proc/net/stat/icmp_ct`.
 
+use crate::proto::addr::Family;
 use crate::proto::state::State;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::prelude::*;
@@ -93,8 +94,9 @@ impl Stats {
 /// The states counted per ICMP type, in the columns of `/proc/net/stat/icmp_ct_types`.
 const TYPE_COLUMNS: usize = 4;
 
-/// Counters of all ICMP types: row `type`, column state, flattened.
-const TYPE_CELLS: usize = 256 * TYPE_COLUMNS;
+/// Counters of all ICMP and ICMPv6 types: row `family * 256 + type`, column state,
+/// flattened.
+const TYPE_CELLS: usize = 2 * 256 * TYPE_COLUMNS;
 
 /// Per-ICMP-type counters of one namespace (`/proc/net/stat/icmp_ct_types`).
 pub(crate) struct TypeStats {
@@ -109,16 +111,18 @@ impl TypeStats {
         })
     }
 
-    fn cell(&self, icmp_type: u8, column: usize) -> Option<&AtomicU64> {
-        self.values.get(
-            usize::from(icmp_type)
-                .wrapping_mul(TYPE_COLUMNS)
-                .wrapping_add(column),
-        )
+    fn cell(&self, family: Family, icmp_type: u8, column: usize) -> Option<&AtomicU64> {
+        let row = match family {
+            Family::Ipv4 => usize::from(icmp_type),
+            Family::Ipv6 => usize::from(icmp_type).wrapping_add(256),
+        };
+        self.values
+            .get(row.wrapping_mul(TYPE_COLUMNS).wrapping_add(column))
     }
 
-    /// Counts one ICMP message of `icmp_type` classified `state` (UNTRACKED is not a column).
-    pub(crate) fn count(&self, icmp_type: u8, state: &State) {
+    /// Counts one message of `family`'s ICMP of `icmp_type` classified `state` (UNTRACKED is
+    /// not a column).
+    pub(crate) fn count(&self, family: Family, icmp_type: u8, state: &State) {
         let column = match state {
             State::New => 0,
             State::Established => 1,
@@ -126,15 +130,15 @@ impl TypeStats {
             State::Invalid(_) => 3,
             State::Untracked => return,
         };
-        if let Some(value) = self.cell(icmp_type, column) {
+        if let Some(value) = self.cell(family, icmp_type, column) {
             value.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// The counters of `icmp_type`: new, established, related, invalid.
-    pub(crate) fn get(&self, icmp_type: u8) -> [u64; TYPE_COLUMNS] {
+    /// The counters of `family`'s `icmp_type`: new, established, related, invalid.
+    pub(crate) fn get(&self, family: Family, icmp_type: u8) -> [u64; TYPE_COLUMNS] {
         core::array::from_fn(|column| {
-            self.cell(icmp_type, column)
+            self.cell(family, icmp_type, column)
                 .map_or(0, |value| value.load(Ordering::Relaxed))
         })
     }

@@ -23,6 +23,8 @@ pub(crate) static CONNTRACK_MAX: AtomicI32 = AtomicI32::new(0);
 pub(crate) enum Knob {
     /// `ip_ct_icmp_timeout`
     IcmpTimeout,
+    /// `ip_ct_icmpv6_timeout`
+    Icmpv6Timeout,
     /// `ip_ct_udp_timeout`
     UdpTimeout,
     /// `ip_ct_udp_timeout_stream`
@@ -61,10 +63,11 @@ impl Knob {
     /// How many knobs there are (the last one's index plus one).
     pub(crate) const COUNT: usize = Knob::ConntrackBuckets as usize + 1;
 
-    /// The knob holding the timeout of `kind` (ICMPv6 is not tracked yet: ICMP's).
+    /// The knob holding the timeout of `kind`.
     pub(crate) fn timeout(kind: TimeoutKind) -> Knob {
         match kind {
-            TimeoutKind::Icmp | TimeoutKind::Icmpv6 => Knob::IcmpTimeout,
+            TimeoutKind::Icmp => Knob::IcmpTimeout,
+            TimeoutKind::Icmpv6 => Knob::Icmpv6Timeout,
             TimeoutKind::Udp => Knob::UdpTimeout,
             TimeoutKind::UdpStream => Knob::UdpTimeoutStream,
             TimeoutKind::TcpSynSent => Knob::TcpTimeoutSynSent,
@@ -105,6 +108,7 @@ const fn computed(name: &'static CStr) -> IntKnob {
 /// The table, in [`Knob`] order.
 pub(crate) static KNOBS: [IntKnob; Knob::COUNT] = [
     timeout(c_str!("ip_ct_icmp_timeout"), 30),
+    timeout(c_str!("ip_ct_icmpv6_timeout"), 30),
     timeout(c_str!("ip_ct_udp_timeout"), 30),
     timeout(c_str!("ip_ct_udp_timeout_stream"), 180),
     timeout(c_str!("ip_ct_tcp_timeout_syn_sent"), 120),

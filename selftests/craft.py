@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: GPL-2.0
-"""Send hand-made IPv4 ICMP packets for the icmp_ct selftests.
+"""Send hand-made IPv4 ICMP and IPv6 ICMPv6 packets for the icmp_ct selftests.
 
 Each packet is built here, IP header included, and sent through a raw IPv4 socket with
 IP_HDRINCL (socket(AF_INET, SOCK_RAW, IPPROTO_RAW)), so it passes the sender's LOCAL_OUT and
@@ -15,8 +15,13 @@ So this only uses the standard library.)
   craft.py --dst 10.0.1.1 --type 8 --bad-checksum        wrong ICMP checksum
   craft.py --dst 10.0.1.1 --type 8 --icmp-len 4          ICMP header cut to 4 bytes
   craft.py --dst 10.0.1.2 --udp 33434                     a UDP datagram (no ICMP)
-  craft.py --dst 10.0.1.1 --type 3 --code 3 --embed-udp 10.0.1.1:4000:10.0.1.2:53
+  craft.py --dst 10.0.1.1 --type 3 --code 3 --embed-udp 10.0.1.1,4000,10.0.1.2,53
                                                           port unreachable about that flow
+
+An IPv6 --dst sends ICMPv6 through a raw ICMPv6 socket instead: the kernel builds the IPv6
+header and always computes the checksum (so --bad-checksum and --src are IPv4 only); --ttl
+sets the hop limit.  --udp sends through a UDP socket bound to --sport, and --embed-udp
+with IPv6 addresses embeds an IPv6 header.
 
 The payload depends on the type: echo 8 bytes, timestamp 12 bytes (originate, receive,
 transmit), information none, address mask 4 bytes, extended echo (RFC 8335) an extension
@@ -51,11 +56,20 @@ def checksum(data):
     return ~total & 0xFFFF
 
 
+def is_ipv6(address):
+    return ":" in address
+
+
 def embedded_udp(spec):
-    """The body of an ICMP error about a UDP datagram "SRC:SPORT:DST:DPORT": its IPv4 header
-    and its 8-byte UDP header (RFC 792)."""
-    src, sport, dst, dport = spec.split(":")
+    """The body of an ICMP error about a UDP datagram "SRC,SPORT,DST,DPORT": its IPv4 or
+    IPv6 header and its 8-byte UDP header (RFC 792, RFC 4443)."""
+    src, sport, dst, dport = spec.split(",")
     udp = struct.pack("!HHHH", int(sport), int(dport), 8 + 8, 0)
+    if is_ipv6(src):
+        hdr = struct.pack("!IHBB16s16s", 6 << 28, 16, socket.IPPROTO_UDP, 64,
+                          socket.inet_pton(socket.AF_INET6, src),
+                          socket.inet_pton(socket.AF_INET6, dst))
+        return hdr + udp
     hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 16, 0, 0, 64, socket.IPPROTO_UDP, 0,
                       socket.inet_aton(src), socket.inet_aton(dst))
     hdr = hdr[:10] + struct.pack("!H", checksum(hdr)) + hdr[12:]
@@ -68,6 +82,13 @@ def default_payload(icmp_type, args):
         return bytes.fromhex(args.data)
     if args.embed_udp is not None:
         return embedded_udp(args.embed_udp)
+    if is_ipv6(args.dst):
+        if icmp_type in (139, 140):
+            # Node information (RFC 4620): nonce, then the subject (an IPv6 address, code 0).
+            return b"nonce_ct" + b"\0" * 16
+        if icmp_type in (135, 136):
+            return b"\0" * 16  # the target address
+        return b"icmp_ct!"
     if icmp_type in (8, 0):
         return b"icmp_ct!"
     if icmp_type in (13, 14):
@@ -144,7 +165,7 @@ def parser():
     p.add_argument("--bad-checksum", action="store_true")
     p.add_argument("--icmp-len", type=int, help="cut the ICMP message to this many bytes")
     p.add_argument("--data", help="body after the ICMP header, in hex")
-    p.add_argument("--embed-udp", metavar="SRC:SPORT:DST:DPORT",
+    p.add_argument("--embed-udp", metavar="SRC,SPORT,DST,DPORT",
                    help="body of an error: the IPv4 and UDP headers of that datagram")
     p.add_argument("--udp", type=int, metavar="DPORT",
                    help="send UDP datagrams to this port instead of ICMP")
@@ -156,10 +177,48 @@ def parser():
     return p
 
 
+def ipv6_socket(args):
+    """The socket for an IPv6 --dst: raw ICMPv6, or UDP bound to --sport."""
+    if args.udp is not None:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("::", args.sport))
+    else:
+        if args.bad_checksum or args.src != "0.0.0.0":
+            raise ValueError("--bad-checksum and --src are IPv4 only")
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, args.ttl)
+    return sock
+
+
+def send_ipv6(args):
+    """send() for an IPv6 --dst."""
+    sent = failed = 0
+    last_err = None
+    with ipv6_socket(args) as sock:
+        for i in range(args.count):
+            ident = (args.ident + i * args.id_step) & 0xFFFF
+            if args.udp is not None:
+                msg, port = b"icmp_ct!", args.udp
+            else:
+                msg, port = icmp_message(args.icmp_type, args.code, ident, args.seq + i, args), 0
+            try:
+                sock.sendto(msg, (args.dst, port))
+                sent += 1
+            except OSError as e:
+                failed += 1
+                last_err = e
+            if args.interval and i + 1 < args.count:
+                time.sleep(args.interval)
+    return sent, failed, last_err
+
+
 def send(args, sock):
     """Send what args describe; returns (sent, failed, last error or None)."""
     if not 0 <= args.icmp_type <= 255 or not 0 <= args.code <= 255:
         raise ValueError("type and code are 0..255")
+    if is_ipv6(args.dst):
+        return send_ipv6(args)
     sent = failed = 0
     last_err = None
     for i in range(args.count):

@@ -201,7 +201,7 @@ tl_expect "drop_invalid: an unsolicited echo reply is dropped before the filter 
 
 tl_snap "$A"
 craft "$B" --dst $A_IP --type 3 --code 3 --id 0 --seq 0 \
-	--embed-udp $A_IP:4000:$B_IP:53 || ktap_msg "cannot send the spoofed error"
+	--embed-udp $A_IP,4000,$B_IP,53 || ktap_msg "cannot send the spoofed error"
 tl_wait_delta "$A" invalid 1
 tl_expect "drop_invalid: a port unreachable about a flow A never started is dropped" "$A" \
 	invalid=1 dropped_invalid=1 related=0 mark_inv=0 mark_rel=0 hook_local_in=0

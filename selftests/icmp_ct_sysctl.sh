@@ -4,6 +4,8 @@
 # net.ipv4.netfilter.ip_ct_icmp_timeout: default 30, range 1..2147483; a write outside the
 # range (or not a number) fails with EINVAL and leaves the value unchanged.  Checked in the
 # initial namespace and in a namespace of its own (no traffic, no topology needed).
+# Then every other per-namespace knob of INTERFACE.md in the namespace: its default, both
+# ends of its range accepted, one beyond each end refused with EINVAL, value unchanged.
 
 # Functions below run through ktap_check and the EXIT trap.
 # shellcheck disable=SC2317
@@ -18,12 +20,28 @@ INVALID=(0 -1 2147484 99999999999 abc "")
 # Value set before the invalid writes, so "unchanged" differs from default and boundaries.
 KEEP=77
 PER_CTX=$((1 + ${#VALID[@]} + 1 + ${#INVALID[@]} + 2))
+# name default min max
+KNOBS=(
+	"ip_ct_icmpv6_timeout 30 1 2147483"
+	"ip_ct_udp_timeout 30 1 2147483"
+	"ip_ct_udp_timeout_stream 180 1 2147483"
+	"ip_ct_tcp_timeout_syn_sent 120 1 2147483"
+	"ip_ct_tcp_timeout_established 432000 1 2147483"
+	"ip_ct_tcp_timeout_close 10 1 2147483"
+	"ip_ct_generic_timeout 600 1 2147483"
+	"ip_ct_tcp_loose 1 0 1"
+	"ip_ct_icmp_keep_replied 0 0 1"
+	"ip_ct_checksum 1 0 1"
+	"ip_ct_drop_invalid 0 0 1"
+	"ip_ct_drop_fragments 0 0 1"
+	"ip_ct_log_invalid 0 0 1"
+)
 
 require_module
 require_cmd ip sysctl
 
 ktap_header
-ktap_plan $((2 * PER_CTX))
+ktap_plan $((2 * PER_CTX + ${#KNOBS[@]}))
 
 was_loaded=0
 if module_is_loaded; then
@@ -97,5 +115,34 @@ else
 	sysctl_set - $NAME 30
 fi
 run_ctx "netns" "$N"
+
+# knob_report NAME DEFAULT MIN MAX, in the namespace: what a series of writes did, one word
+# per step (one process for all, so that the loop costs no process per write).
+# shellcheck disable=SC2016 # expanded by the inner shell
+KNOB_SCRIPT='
+	f=/proc/sys/net/ipv4/netfilter/$1
+	out="default=$(cat "$f")"
+	for v in "$3" "$4"; do
+		if echo "$v" >"$f" 2>/dev/null && [ "$(cat "$f")" = "$v" ]; then
+			out+=" $v:ok"
+		else
+			out+=" $v:refused"
+		fi
+	done
+	echo "$2" >"$f"
+	for v in $(($3 - 1)) $(($4 + 1)); do
+		err=$( { echo "$v" >"$f"; } 2>&1 ) && out+=" $v:accepted" ||
+			case $err in *"Invalid argument"*) out+=" $v:EINVAL" ;; *) out+=" $v:$err" ;; esac
+	done
+	out+=" now=$(cat "$f")"
+	echo "$out"
+'
+for knob in "${KNOBS[@]}"; do
+	read -r name def min max <<<"$knob"
+	want="default=$def $min:ok $max:ok $((min - 1)):EINVAL $((max + 1)):EINVAL now=$def"
+	got=$(ns_exec "$N" bash -c "$KNOB_SCRIPT" bash "$name" "$def" "$min" "$max" 2>&1)
+	ktap_expect_eq "netns: $name: default $def, $min..$max, EINVAL beyond, value kept" \
+		"$want" "$got"
+done
 
 ktap_finished

@@ -270,7 +270,7 @@ veth_pair()
 	ip -n "$ns2" link set "$if2" up || return 1
 }
 
-# nf_hooks_pin: keep the static keys of the four IPv4 netfilter hooks enabled, with an
+# nf_hooks_pin: keep the static keys of the IPv4 and IPv6 netfilter hooks enabled, with an
 # nftables table in a namespace of its own (KEEP), so that registering or removing hooks
 # patches no kernel code.  See icmp_ct_rmmod_flood.sh.
 nf_hooks_pin()
@@ -278,7 +278,7 @@ nf_hooks_pin()
 	command -v nft >/dev/null || return 1
 	ns_create KEEP || return 1
 	ns_exec "$KEEP" nft -f - <<-EOF
-		table ip icmp_ct_selftest_pin {
+		table inet icmp_ct_selftest_pin {
 			chain pre { type filter hook prerouting priority 0; policy accept; }
 			chain in { type filter hook input priority 0; policy accept; }
 			chain out { type filter hook output priority 0; policy accept; }

@@ -84,6 +84,39 @@ tl_pair()
 	tl_agent "$n1" && tl_agent "$n2"
 }
 
+# tl_pair6 NS1 ADDR1 NS2 ADDR2 (IPv6 addresses, without /64): like tl_pair, but IPv6 only:
+# IPv6 on, no DAD, router solicitations off, static neighbours (no neighbour discovery
+# during the tests), no IPv4 address.  ICMPv6 of the kernel's own (MLD reports after the
+# link comes up) is over by the time tl_pair6 returns.
+tl_pair6()
+{
+	local v1=$1 a1=$2 v2=$3 a2=$4 n1 n2 m1 m2 ns
+
+	ns_create "$v1" "$v2" || return 1
+	n1=${!v1}
+	n2=${!v2}
+	for ns in "$n1" "$n2"; do
+		ns_exec "$ns" sysctl -q -w net.ipv6.conf.default.accept_dad=0 \
+			net.ipv6.conf.default.router_solicitations=0 \
+			net.ipv6.conf.default.mldv2_unsolicited_report_interval=0 \
+			net.ipv6.conf.default.mldv1_unsolicited_report_interval=0 \
+			net.ipv4.ping_group_range="1 0" >/dev/null || return 1
+	done
+	ip link add veth0 netns "$n1" type veth peer name veth0 netns "$n2" || return 1
+	ip -n "$n1" addr add "$a1/64" dev veth0 nodad || return 1
+	ip -n "$n2" addr add "$a2/64" dev veth0 nodad || return 1
+	m1=$(ip -n "$n1" -br link show veth0 | awk '{ print $3 }')
+	m2=$(ip -n "$n2" -br link show veth0 | awk '{ print $3 }')
+	ip -n "$n1" -6 neigh replace "$a2" lladdr "$m2" dev veth0 nud permanent || return 1
+	ip -n "$n2" -6 neigh replace "$a1" lladdr "$m1" dev veth0 nud permanent || return 1
+	ip -n "$n1" link set veth0 up || return 1
+	ip -n "$n2" link set veth0 up || return 1
+	tl_agent "$n1" && tl_agent "$n2" || return 1
+	# Link-local addresses come up with the link (no DAD); any report they send is done
+	# within a second.
+	sleep 1
+}
+
 ##############################################################################
 # Agents
 

@@ -11,11 +11,12 @@ use crate::abstractions::pernet::{self, PernetData};
 use crate::abstractions::rcu;
 use crate::abstractions::skb::SkBuff;
 use crate::bindings;
+use crate::proto::addr::Family;
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::error::to_result;
 use kernel::prelude::*;
 
-/// The IPv4 hook points icmp_ct uses.
+/// The hook points icmp_ct uses (the same numbers for IPv4 and IPv6).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum HookPoint {
     /// `NF_INET_PRE_ROUTING`: packets arriving from an interface.
@@ -61,12 +62,16 @@ pub(crate) enum Verdict {
 
 /// Namespace state that handles the packets of its own hooks.
 pub(crate) trait NetHooks: PernetData {
-    /// Called for each IPv4 packet at `point`, in softirq or process context with RCU held.
-    fn hook(&self, point: HookPoint, skb: &SkBuff) -> Verdict;
+    /// Called for each packet of `family` at `point`, in softirq or process context with RCU
+    /// held.
+    fn hook(&self, family: Family, point: HookPoint, skb: &SkBuff) -> Verdict;
 }
 
 /// Where one hook sits.
+#[derive(Clone, Copy)]
 pub(crate) struct HookSpec {
+    /// The protocol family whose packets it sees.
+    pub(crate) family: Family,
     /// The hook point.
     pub(crate) point: HookPoint,
     /// Its priority (lower runs first).
@@ -94,15 +99,20 @@ unsafe extern "C" fn hook_callback<T: NetHooks>(
     let Some(point) = HookPoint::from_raw(u32::from(state.hook)) else {
         return bindings::ICMP_CT_NF_ACCEPT;
     };
+    let family = match state.pf {
+        pf if pf == bindings::ICMP_CT_NFPROTO_IPV4 => Family::Ipv4,
+        pf if pf == bindings::ICMP_CT_NFPROTO_IPV6 => Family::Ipv6,
+        _ => return bindings::ICMP_CT_NF_ACCEPT,
+    };
     // SAFETY: the hook owns the packet for the duration of the call.
     let skb = unsafe { SkBuff::from_raw(skb) };
-    match data.hook(point, skb) {
+    match data.hook(family, point, skb) {
         Verdict::Accept => bindings::ICMP_CT_NF_ACCEPT,
         Verdict::Drop => bindings::ICMP_CT_NF_DROP,
     }
 }
 
-/// IPv4 hooks registered in one namespace; unregistered on [`HookRegistration::unregister`]
+/// Hooks registered in one namespace; unregistered on [`HookRegistration::unregister`]
 /// or drop.
 ///
 /// # Invariants
@@ -129,7 +139,10 @@ impl<const N: usize> HookRegistration<N> {
         let ops = KBox::new(
             specs.each_ref().map(|spec| bindings::nf_hook_ops {
                 hook: Some(hook_callback::<T>),
-                pf: bindings::ICMP_CT_NFPROTO_IPV4,
+                pf: match spec.family {
+                    Family::Ipv4 => bindings::ICMP_CT_NFPROTO_IPV4,
+                    Family::Ipv6 => bindings::ICMP_CT_NFPROTO_IPV6,
+                },
                 hooknum: spec.point.to_raw(),
                 priority: spec.priority,
                 ..Default::default()

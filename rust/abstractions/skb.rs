@@ -3,6 +3,7 @@
 //! Socket buffers (`struct sk_buff`), as the netfilter hooks see them.
 
 use crate::bindings;
+use crate::proto::addr::Family;
 use kernel::types::Opaque;
 
 /// A packet handed to a netfilter hook.
@@ -69,12 +70,17 @@ impl SkBuff {
 }
 
 impl SkBuff {
-    /// Whether the transport checksum of an IPv4 packet whose transport header starts at
-    /// `offset` is correct (`nf_ip_checksum`, which uses hardware verification when present).
-    pub(crate) fn ipv4_checksum_ok(&self, hook: u32, offset: u32, protocol: u8) -> bool {
-        // SAFETY: the packet is live and owned by the hook; `nf_ip_checksum` may mark the
+    /// Whether the transport checksum of a packet of `family` whose transport header starts
+    /// at `offset` is correct (`nf_checksum`: the IPv4 or IPv6 pseudo-header, hardware
+    /// verification when present).
+    pub(crate) fn checksum_ok(&self, family: Family, hook: u32, offset: u32, protocol: u8) -> bool {
+        let pf = match family {
+            Family::Ipv4 => bindings::ICMP_CT_NFPROTO_IPV4,
+            Family::Ipv6 => bindings::ICMP_CT_NFPROTO_IPV6,
+        };
+        // SAFETY: the packet is live and owned by the hook; `nf_checksum` may mark the
         // checksum verified, which the caller's ownership allows.
-        unsafe { bindings::nf_ip_checksum(self.as_ptr(), hook, offset, protocol) == 0 }
+        unsafe { bindings::nf_checksum(self.as_ptr(), hook, offset, protocol, pf.into()) == 0 }
     }
 
     /// Whether the raw table exempted the packet from connection tracking (`notrack`).

@@ -1,0 +1,211 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# ICMPv6 (INTERFACE.md: the IPv6 hooks, queries echo 128->129 and node information
+# 139->140, neighbour discovery UNTRACKED, errors 1-4, ip_ct_icmpv6_timeout, the icmpv6
+# listing line, "ipv6" lines of /proc/net/stat/icmp_ct_types).
+#
+#   ns A (fd00:9::1/64) veth0 ---- veth0 (fd00:9::2/64) ns B        IPv6 only
+#
+# Static neighbours, no DAD and no router solicitations, so that after set-up the only
+# ICMPv6 is the test's own and the counter deltas are exact.  ip_ct_icmpv6_timeout=77 and
+# ip_ct_icmp_timeout=20 show which knob an ICMPv6 entry uses.
+#
+#  1. echo: B's filter input drops the request (a gate): NEW at both ends, A lists the
+#     tutorial's line for icmpv6 with [UNREPLIED] and 70..77 s left; B's hand-made reply is
+#     ESTABLISHED at A and ends the entry.  Then a full ping -6: NEW at B (mark 1),
+#     ESTABLISHED at A (mark 2), nothing left.
+#  2. node information (Linux does not answer it): query NEW, hand-made reply ESTABLISHED.
+#  3. an unsolicited echo reply is INVALID (mark 4); a neighbour solicitation is UNTRACKED
+#     (mark 5) and creates nothing.
+#  4. errors: B's port unreachable about A's UDP datagram is RELATED (mark 3) and destroys
+#     A's [UNREPLIED] UDP entry; a packet too big about a UDP flow is RELATED and destroys
+#     nothing; a port unreachable about a flow A never started is INVALID.
+#  5. A's /proc/net/stat/icmp_ct_types has exactly the ipv6 lines of the traffic above.
+
+# Functions below run through ktap_check, tl_wait_until and the EXIT trap.
+# shellcheck disable=SC2317
+
+SELFTESTS_DIR=$(dirname "$(readlink -e "${BASH_SOURCE[0]}")")
+# shellcheck source=lib.sh
+source "$SELFTESTS_DIR/lib.sh"
+# shellcheck source=tracker_lib.sh
+source "$SELFTESTS_DIR/tracker_lib.sh"
+
+A_IP=fd00:9::1
+B_IP=fd00:9::2
+V6_TIMEOUT=77
+
+tl_require
+
+ktap_header
+ktap_plan 21
+
+module_is_loaded || module_load || ktap_bail_out "insmod $ICMP_CT_KO failed: $MODULE_ERR"
+tl_pair6 A $A_IP B $B_IP || ktap_bail_out "cannot set up namespaces A and B"
+{ tl_marks "$A" && tl_marks "$B"; } || ktap_bail_out "cannot set up the mark counters (nft)"
+for ns in "$A" "$B"; do
+	{ tl_sysctl_set "$ns" ip_ct_icmpv6_timeout $V6_TIMEOUT &&
+		tl_sysctl_set "$ns" ip_ct_icmp_timeout 20; } ||
+		ktap_bail_out "cannot set the timeouts: $SYSCTL_ERR"
+done
+
+# ct6_line NS SRC DST TYPE ID RTYPE UNREPLIED(0/1): print the listing line of that entry if it
+# has the tutorial's form; 1 otherwise.
+ct6_line()
+{
+	local ns=$1 src=$2 dst=$3 type=$4 id=$5 rtype=$6 flag="" re line
+
+	[ "$7" = 1 ] && flag=" \\[UNREPLIED\\]"
+	re="^icmpv6   58 ([0-9]+) src=$src dst=$dst type=$type code=0 id=$id$flag"
+	re+=" src=$dst dst=$src type=$rtype code=0 id=$id use=1\$"
+	while IFS= read -r line; do
+		[[ $line =~ $re ]] && { printf '%s\n' "$line"; return 0; }
+	done < <(ct_list "$ns")
+	return 1
+}
+
+# no_icmpv6_entry NS: NS lists no icmpv6 entry.
+no_icmpv6_entry()
+{
+	local list
+
+	list=$(ct_list "$1")
+	grep -q "^icmpv6 " <<<"$list" || return 0
+	ktap_msg "unexpected entries:" "$list"
+	return 1
+}
+
+# udp_absent NS SPORT DPORT: NS lists no UDP entry with these ports.
+udp_absent()
+{
+	local list
+
+	list=$(ct_list "$1")
+	grep -q "^udp .* sport=$2 dport=$3 " <<<"$list" || return 0
+	ktap_msg "unexpected entries:" "$list"
+	return 1
+}
+
+##############################################################################
+# 1. Echo
+
+tl_gate "$B" "icmpv6 type echo-request" || ktap_msg "cannot add the gate in B"
+tl_snap "$A" "$B"
+craft "$A" --dst $B_IP --type 128 --id 901 || ktap_msg "cannot send the echo request"
+tl_wait_delta "$B" new 1
+tl_expect "echo request: NEW at A (LOCAL_OUT), entry inserted" "$A" new=1 insert=1 invalid=0
+tl_expect "echo request: NEW at B (mark 1), dropped by the gate: no entry" "$B" \
+	new=1 mark_new=1 insert=0 invalid=0
+if line=$(ct6_line "$A" $A_IP $B_IP 128 901 129 1); then
+	ktap_msg "$line"
+	t=$(awk '{ print $3 }' <<<"$line")
+	if [ "$t" -le $V6_TIMEOUT ] && [ "$t" -ge $((V6_TIMEOUT - 7)) ]; then
+		ktap_test_pass "A lists the icmpv6 line [UNREPLIED], ip_ct_icmpv6_timeout ($t s left)"
+	else
+		ktap_test_fail "A lists the icmpv6 line [UNREPLIED], ip_ct_icmpv6_timeout ($t s left)"
+	fi
+else
+	ktap_msg "listing of A:" "$(ct_list "$A")"
+	ktap_test_fail "A lists the icmpv6 line [UNREPLIED], ip_ct_icmpv6_timeout"
+fi
+tl_ungate "$B"
+
+tl_snap "$A"
+craft "$B" --dst $A_IP --type 129 --id 901 || ktap_msg "cannot send the echo reply"
+tl_wait_delta "$A" established 1
+tl_expect "hand-made echo reply: ESTABLISHED at A (mark 2), destroys the entry" "$A" \
+	established=1 mark_est=1 destroyed_on_reply=1 invalid=0
+ktap_check "no icmpv6 entry left in A" no_icmpv6_entry "$A"
+
+tl_snap "$A" "$B"
+tl_run "$A" ping -6 -n -q -c 1 -W 2 -e 902 $B_IP >/dev/null || ktap_msg "ping -6 A -> B failed"
+tl_wait_delta "$A" established 1
+tl_expect "ping -6: request NEW at B (mark 1), reply ESTABLISHED at B's LOCAL_OUT" "$B" \
+	new=1 mark_new=1 established=1 insert=1 destroyed_on_reply=1 invalid=0
+tl_expect "ping -6: reply ESTABLISHED at A (mark 2), entry destroyed" "$A" \
+	new=1 established=1 mark_est=1 insert=1 destroyed_on_reply=1 invalid=0
+ktap_check "ping -6: no icmpv6 entry left in B" no_icmpv6_entry "$B"
+
+##############################################################################
+# 2. Node information
+
+tl_snap "$A" "$B"
+craft "$A" --dst $B_IP --type 139 --id 3 || ktap_msg "cannot send the node information query"
+tl_wait_delta "$B" new 1
+tl_expect "node information query: NEW at B (mark 1)" "$B" new=1 mark_new=1 insert=1 invalid=0
+ktap_check "node information query: A lists it [UNREPLIED] (139 -> 140)" \
+	ct6_line "$A" $A_IP $B_IP 139 3 140 1
+craft "$B" --dst $A_IP --type 140 --id 3 || ktap_msg "cannot send the node information reply"
+tl_wait_delta "$A" established 1
+tl_expect "node information reply: ESTABLISHED at A (mark 2), entry destroyed" "$A" \
+	established=1 mark_est=1 destroyed_on_reply=1 invalid=0
+
+##############################################################################
+# 3. INVALID and UNTRACKED
+
+tl_snap "$A"
+craft "$B" --dst $A_IP --type 129 --id 931 || ktap_msg "cannot send the unsolicited reply"
+tl_wait_delta "$A" invalid 1
+tl_expect "unsolicited echo reply: INVALID at A (mark 4)" "$A" invalid=1 mark_inv=1 new=0 \
+	established=0
+
+# A neighbour solicitation with hop limit 64: UNTRACKED, and ignored by A's neighbour
+# discovery (RFC 4861 wants 255), so that nothing answers it.
+tl_snap "$A"
+craft "$B" --dst $A_IP --type 135 --id 0 --seq 0 --ttl 64 ||
+	ktap_msg "cannot send the neighbour solicitation"
+tl_wait_delta "$A" untracked 1
+tl_expect "neighbour solicitation: UNTRACKED at A (mark 5), no entry" "$A" \
+	untracked=1 mark_untr=1 new=0 invalid=0 insert=0
+
+##############################################################################
+# 4. Errors
+
+tl_snap "$A" "$B"
+craft "$A" --dst $B_IP --udp 9 --sport 40000 || ktap_msg "cannot send the UDP datagram"
+tl_wait_delta "$A" related 1
+tl_expect "port unreachable about A's datagram: RELATED at A (mark 3)" "$A" \
+	new=1 related=1 mark_rel=1 destroyed_on_error=1 invalid=0
+tl_expect "port unreachable: RELATED at B's LOCAL_OUT too" "$B" new=1 related=1 invalid=0
+ktap_check "the error destroyed A's [UNREPLIED] UDP entry" udp_absent "$A" 40000 9
+
+# A UDP flow B does not answer (its input drops UDP), then a packet too big about it.
+tl_gate "$B" "meta l4proto udp" || ktap_msg "cannot add the gate in B"
+craft "$A" --dst $B_IP --udp 5000 --sport 40001 || ktap_msg "cannot send the UDP datagram"
+tl_snap "$A"
+craft "$B" --dst $A_IP --type 2 --id 0 --seq 1280 --embed-udp $A_IP,40001,$B_IP,5000 ||
+	ktap_msg "cannot send the packet too big"
+tl_wait_delta "$A" related 1
+tl_expect "packet too big about A's UDP flow: RELATED (mark 3), destroys nothing" "$A" \
+	related=1 mark_rel=1 destroyed_on_error=0 invalid=0
+ktap_check "A still lists the UDP flow [UNREPLIED]" \
+	grep -q "^udp      17 [0-9]* src=$A_IP dst=$B_IP sport=40001 dport=5000 \[UNREPLIED\]" \
+	<(ct_list "$A")
+tl_ungate "$B"
+
+tl_snap "$A"
+craft "$B" --dst $A_IP --type 1 --code 4 --id 0 --seq 0 --embed-udp $A_IP,40999,$B_IP,53 ||
+	ktap_msg "cannot send the spoofed error"
+tl_wait_delta "$A" invalid 1
+tl_expect "port unreachable about a flow A never started: INVALID (mark 4)" "$A" \
+	invalid=1 mark_inv=1 related=0
+
+##############################################################################
+# 5. Per-type statistics
+
+# At A: echo request NEW x2 (901, 902), echo reply ESTABLISHED x2 and INVALID x1, node
+# information query NEW, reply ESTABLISHED, destination unreachable RELATED x1 and INVALID
+# x1, packet too big RELATED.  Neighbour discovery is UNTRACKED: no column.
+mix="ipv6 1 destination-unreachable 0 0 1 1
+ipv6 2 packet-too-big 0 0 1 0
+ipv6 128 echo-request 2 0 0 0
+ipv6 129 echo-reply 0 2 0 1
+ipv6 139 node-information-query 1 0 0 0
+ipv6 140 node-information-response 0 1 0 0"
+got=$(tl_get "$A" "$ICMP_CT_TYPES" | grep "^ipv6 ")
+ktap_expect_eq "A's ipv6 lines of /proc/net/stat/icmp_ct_types match the traffic" "$mix" "$got"
+ktap_expect_eq "A has no ipv4 line (no IPv4 traffic)" "" \
+	"$(tl_get "$A" "$ICMP_CT_TYPES" | grep "^ipv4 ")"
+
+ktap_finished
