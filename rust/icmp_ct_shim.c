@@ -98,6 +98,17 @@ int icmp_ct_skb_iif(const struct sk_buff *skb)
 	return skb->skb_iif;
 }
 
+void icmp_ct_hook_ops_init(struct nf_hook_ops *ops, nf_hookfn *hook, u8 pf,
+			   unsigned int hooknum, int priority)
+{
+	*ops = (struct nf_hook_ops){
+		.hook = hook,
+		.pf = pf,
+		.hooknum = hooknum,
+		.priority = priority,
+	};
+}
+
 bool icmp_ct_skb_is_notrack(const struct sk_buff *skb)
 {
 #if IS_ENABLED(CONFIG_NF_CONNTRACK)

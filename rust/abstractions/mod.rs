@@ -18,3 +18,4 @@ pub(crate) mod slab;
 pub(crate) mod spinlock_bh;
 pub(crate) mod sysctl;
 pub(crate) mod table;
+pub(crate) mod zeroed;

@@ -10,6 +10,7 @@ use crate::abstractions::net::Net;
 use crate::abstractions::pernet::{self, PernetData};
 use crate::abstractions::rcu;
 use crate::abstractions::skb::SkBuff;
+use crate::abstractions::zeroed::{zeroed, ZeroValid};
 use crate::bindings;
 use crate::proto::addr::Family;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -66,6 +67,10 @@ pub(crate) trait NetHooks: PernetData {
     /// held.
     fn hook(&self, family: Family, point: HookPoint, skb: &SkBuff) -> Verdict;
 }
+
+// SAFETY: the opaque blob bindgen makes of `nf_hook_ops` is an array of integers; all-zero is
+// also what C code starts from before setting the fields it uses.
+unsafe impl ZeroValid for bindings::nf_hook_ops {}
 
 /// Where one hook sits.
 #[derive(Clone, Copy)]
@@ -136,19 +141,21 @@ unsafe impl<const N: usize> Sync for HookRegistration<N> {}
 impl<const N: usize> HookRegistration<N> {
     /// Registers `specs` in `net`, each calling `T::hook`.
     pub(crate) fn new<T: NetHooks>(net: &Net, specs: &[HookSpec; N]) -> Result<Self> {
-        let ops = KBox::new(
-            specs.each_ref().map(|spec| bindings::nf_hook_ops {
-                hook: Some(hook_callback::<T>),
-                pf: match spec.family {
-                    Family::Ipv4 => bindings::ICMP_CT_NFPROTO_IPV4,
-                    Family::Ipv6 => bindings::ICMP_CT_NFPROTO_IPV6,
-                },
-                hooknum: spec.point.to_raw(),
-                priority: spec.priority,
-                ..Default::default()
-            }),
+        let mut ops = KBox::new(
+            core::array::from_fn::<bindings::nf_hook_ops, N, _>(|_| zeroed()),
             GFP_KERNEL,
         )?;
+        for (op, spec) in ops.iter_mut().zip(specs) {
+            let pf = match spec.family {
+                Family::Ipv4 => bindings::ICMP_CT_NFPROTO_IPV4,
+                Family::Ipv6 => bindings::ICMP_CT_NFPROTO_IPV6,
+            };
+            let hook: bindings::nf_hookfn = Some(hook_callback::<T>);
+            // SAFETY: `op` is a valid, exclusively borrowed `nf_hook_ops`, not registered yet.
+            unsafe {
+                bindings::icmp_ct_hook_ops_init(op, hook, pf, spec.point.to_raw(), spec.priority)
+            };
+        }
         let count = u32::try_from(N).map_err(|_| EINVAL)?;
         // SAFETY: `net` is alive; `ops` is a heap array that is neither moved nor freed until
         // it is unregistered (in `unregister` or `drop`).

@@ -10,6 +10,7 @@
 //! unregistered in [`PernetData::pre_exit`] never sees `T` freed under it.
 
 use crate::abstractions::net::Net;
+use crate::abstractions::zeroed::zeroed;
 use crate::bindings;
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -140,7 +141,7 @@ impl<T: PernetData> PernetRegistration<T> {
             exit: Some(exit_callback::<T>),
             id: T::id().0.get(),
             size: core::mem::size_of::<AtomicPtr<T>>(),
-            ..Default::default()
+            ..zeroed()
         };
         let ops = KBox::new(Opaque::new(ops), GFP_KERNEL)?;
         // SAFETY: `ops` is fully initialised, lives in a heap allocation that is not moved or
