@@ -15,7 +15,7 @@ endif
 
 MODULE_MAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM)
 
-.PHONY: all module kernel kernel-debug kdir deps check demo clean help
+.PHONY: all module kernel kernel-debug kdir deps check check-debug demo clean help
 
 all: module
 
@@ -37,6 +37,10 @@ deps:
 check: deps
 	@scripts/check.sh
 
+# make check, then the whole suite again on the debug kernel (KASAN, lockdep, kmemleak).
+check-debug: deps
+	@ICMP_CT_DEBUG_KERNEL=1 scripts/check.sh
+
 demo: kernel
 	@scripts/demo.sh
 
@@ -51,4 +55,5 @@ help:
 	@echo "make kdir       print the test kernel's tree"
 	@echo "make demo       boot the test kernel, load the module, ping across two namespaces"
 	@echo "make check      every test: static checks, host tests, selftests in the VM"
+	@echo "make check-debug  the same, then the selftests on the debug kernel (slow)"
 	@echo "make clean      remove build products"

@@ -43,7 +43,7 @@ PER_PAIR=12
 ISOLATION=4
 OUTSTANDING=6
 OUTPUT_DROP=3
-KEEP_TIMEOUT=4
+KEEP_TIMEOUT=$((4 * ICMP_CT_TIME_SCALE))
 # Timeout for everything but step 4: long enough that nothing expires while a slow TCG guest
 # goes through a step (the default, 30 s, is checked by icmp_ct_timeouts.sh).
 ICMP_TIMEOUT=120

@@ -70,15 +70,19 @@ veth_pair "$A" veth0 10.0.2.1/24 "$B" veth0 10.0.2.2/24 || ktap_bail_out "cannot
 # Processes in A and B whose /proc/PID/net the rounds read (no process start per read).
 { ns_anchor "$A" PID_A && ns_anchor "$B" PID_B; } || ktap_bail_out "cannot start anchor processes"
 
-# moves CMD...: CMD's output grows within 0.5 s.
+# moves CMD...: CMD's output grows within 3 s (a flood run ends and the next one starts in
+# between: a process start, which takes a while in a slow guest), polled every 0.2 s.
 moves()
 {
-	local before after
+	local before after tries=$((15 * ICMP_CT_TIME_SCALE))
 
 	before=$("$@") || return 1
-	sleep 0.5
-	after=$("$@") || return 1
-	[ "$after" -gt "$before" ] && return 0
+	while [ "$tries" -gt 0 ]; do
+		sleep 0.2
+		after=$("$@") || return 1
+		[ "$after" -gt "$before" ] && return 0
+		tries=$((tries - 1))
+	done
 	ktap_msg "'$*' stayed at $before"
 	return 1
 }

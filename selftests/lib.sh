@@ -24,6 +24,10 @@ ICMP_CT_KO=$(readlink -m "${ICMP_CT_KO:-$SELFTESTS_DIR/../icmp_ct.ko}")
 ICMP_CT_STAT=/proc/net/stat/icmp_ct
 ICMP_CT_PROC=/proc/net/ip_conntrack
 ICMP_CT_TYPES=/proc/net/stat/icmp_ct_types
+# How much slower than the test kernel under TCG the guest runs (an integer): the debug
+# kernel (KASAN, lockdep) sets 5.  Tests stretch their short timeouts by it, never their
+# expectations.
+ICMP_CT_TIME_SCALE=${ICMP_CT_TIME_SCALE:-1}
 ICMP_CT_SYSCTL_DIR=/proc/sys/net/ipv4/netfilter
 # Kernel log lines that fail a test (same list scripts/vm-run.sh uses for the whole run).
 KMSG_BAD_RE='BUG|WARNING|Oops|RCU stall|rcu_sched detected stall|KASAN|leak|general protection|Call Trace'
