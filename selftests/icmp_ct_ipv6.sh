@@ -21,7 +21,10 @@
 #  4. errors: B's port unreachable about A's UDP datagram is RELATED (mark 3) and destroys
 #     A's [UNREPLIED] UDP entry; a packet too big about a UDP flow is RELATED and destroys
 #     nothing; a port unreachable about a flow A never started is INVALID.
-#  5. A's /proc/net/stat/icmp_ct_types has exactly the ipv6 lines of the traffic above.
+#  5. an echo request with a wrong ICMPv6 checksum (sent by scapy on B's link, so that B's
+#     own stack does not fix it) is INVALID at A and creates nothing; with ip_ct_checksum=0
+#     it is NEW.
+#  6. A's /proc/net/stat/icmp_ct_types has exactly the ipv6 lines of the traffic above.
 
 # Functions below run through ktap_check, tl_wait_until and the EXIT trap.
 # shellcheck disable=SC2317
@@ -39,7 +42,7 @@ V6_TIMEOUT=77
 tl_require
 
 ktap_header
-ktap_plan 21
+ktap_plan 23
 
 module_is_loaded || module_load || ktap_bail_out "insmod $ICMP_CT_KO failed: $MODULE_ERR"
 tl_pair6 A $A_IP B $B_IP || ktap_bail_out "cannot set up namespaces A and B"
@@ -182,14 +185,46 @@ tl_expect "port unreachable about a flow A never started: INVALID (mark 4)" "$A"
 	invalid=1 mark_inv=1 related=0
 
 ##############################################################################
-# 5. Per-type statistics
+# 5. Checksums
 
-# At A: echo request NEW x2 (901, 902), echo reply ESTABLISHED x2 and INVALID x1, node
-# information query NEW, reply ESTABLISHED, destination unreachable RELATED x1 and INVALID
-# x1, packet too big RELATED.  Neighbour discovery is UNTRACKED: no column.
+# bad_checksum_request ID: an echo request B -> A with ICMPv6 checksum 0x1234, straight onto
+# B's veth0 (a packet socket: neither B's stack nor its hooks touch it).
+bad_checksum_request()
+{
+	local mac
+
+	mac=$(ip -n "$A" -br link show veth0 | awk '{ print $3 }')
+	ns_exec "$B" /usr/bin/python3 -c "
+import sys
+from scapy.all import Ether, IPv6, ICMPv6EchoRequest, sendp
+sendp(Ether(dst='$mac') / IPv6(src='$B_IP', dst='$A_IP') /
+      ICMPv6EchoRequest(id=int(sys.argv[1]), cksum=0x1234), iface='veth0', verbose=False)
+" "$1"
+}
+
+tl_snap "$A"
+bad_checksum_request 951 || ktap_msg "scapy could not send the packet"
+tl_wait_delta "$A" hook_pre_routing 1 10 || ktap_msg "nothing reached A"
+tl_expect "bad ICMPv6 checksum: INVALID at A (mark 4), no entry" "$A" \
+	invalid=1 mark_inv=1 new=0 insert=0
+tl_sysctl_set "$A" ip_ct_checksum 0 || ktap_msg "ip_ct_checksum=0: $SYSCTL_ERR"
+tl_snap "$A"
+bad_checksum_request 952 || ktap_msg "scapy could not send the packet"
+tl_wait_delta "$A" hook_pre_routing 1 10 || ktap_msg "nothing reached A"
+tl_expect "bad ICMPv6 checksum with ip_ct_checksum=0: NEW at A (mark 1)" "$A" \
+	new=1 mark_new=1 invalid=0
+tl_sysctl_set "$A" ip_ct_checksum 1
+
+##############################################################################
+# 6. Per-type statistics
+
+# At A: echo request NEW x2 (901, 902) and x1 (952, arriving), INVALID x1 (951), echo
+# reply ESTABLISHED x2 and INVALID x1, node information query NEW, reply ESTABLISHED,
+# destination unreachable RELATED x1 and INVALID x1, packet too big RELATED.  Neighbour
+# discovery is UNTRACKED: no column.
 mix="ipv6 1 destination-unreachable 0 0 1 1
 ipv6 2 packet-too-big 0 0 1 0
-ipv6 128 echo-request 2 0 0 0
+ipv6 128 echo-request 3 0 0 1
 ipv6 129 echo-reply 0 2 0 1
 ipv6 139 node-information-query 1 0 0 0
 ipv6 140 node-information-response 0 1 0 0"
