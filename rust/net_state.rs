@@ -51,20 +51,12 @@ const fn family_hooks(family: Family) -> [HookSpec; 4] {
     ]
 }
 
-const IPV4_HOOKS: [HookSpec; 4] = family_hooks(Family::Ipv4);
-const IPV6_HOOKS: [HookSpec; 4] = family_hooks(Family::Ipv6);
-
 /// Every hook: IPv4's, then IPv6's.
-const HOOKS: [HookSpec; 8] = [
-    IPV4_HOOKS[0],
-    IPV4_HOOKS[1],
-    IPV4_HOOKS[2],
-    IPV4_HOOKS[3],
-    IPV6_HOOKS[0],
-    IPV6_HOOKS[1],
-    IPV6_HOOKS[2],
-    IPV6_HOOKS[3],
-];
+const HOOKS: [HookSpec; 8] = {
+    let [a, b, c, d] = family_hooks(Family::Ipv4);
+    let [e, f, g, h] = family_hooks(Family::Ipv6);
+    [a, b, c, d, e, f, g, h]
+};
 
 /// How often garbage collection removes expired entries, in seconds. Expired entries are
 /// never matched or listed in between; collection only returns their memory.

@@ -279,7 +279,7 @@ impl NetState {
                 let Some(reply) = tuple.reply() else {
                     return Verdict::Accept;
                 };
-                let deadline = self.timeout_deadline(icmp_timeout(tuple.family));
+                let deadline = self.timeout_deadline(TimeoutKind::icmp(tuple.family));
                 match self.insert(tuple, &reply, entry_word::pack_icmp(state), deadline) {
                     Err(InsertError::Clash) => continue,
                     Err(InsertError::Full) => return Verdict::Drop,
@@ -305,7 +305,7 @@ impl NetState {
                     Ok(_) => {
                         if refresh {
                             found.entry.deadline().store(
-                                self.timeout_deadline(icmp_timeout(tuple.family)),
+                                self.timeout_deadline(TimeoutKind::icmp(tuple.family)),
                                 Ordering::Relaxed,
                             );
                         }
@@ -405,14 +405,6 @@ impl NetState {
                 Err(InsertError::Clash)
             }
         }
-    }
-}
-
-/// The ICMP timeout of `family`: `ip_ct_icmp_timeout` or `ip_ct_icmpv6_timeout`.
-fn icmp_timeout(family: Family) -> TimeoutKind {
-    match family {
-        Family::Ipv4 => TimeoutKind::Icmp,
-        Family::Ipv6 => TimeoutKind::Icmpv6,
     }
 }
 

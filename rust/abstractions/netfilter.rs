@@ -52,6 +52,14 @@ impl HookPoint {
     }
 }
 
+/// The netfilter protocol family (`NFPROTO_*`) of `family`.
+pub(crate) fn nfproto(family: Family) -> u8 {
+    match family {
+        Family::Ipv4 => bindings::ICMP_CT_NFPROTO_IPV4,
+        Family::Ipv6 => bindings::ICMP_CT_NFPROTO_IPV6,
+    }
+}
+
 /// What a hook decides for a packet.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Verdict {
@@ -104,10 +112,11 @@ unsafe extern "C" fn hook_callback<T: NetHooks>(
     let Some(point) = HookPoint::from_raw(u32::from(state.hook)) else {
         return bindings::ICMP_CT_NF_ACCEPT;
     };
-    let family = match state.pf {
-        pf if pf == bindings::ICMP_CT_NFPROTO_IPV4 => Family::Ipv4,
-        pf if pf == bindings::ICMP_CT_NFPROTO_IPV6 => Family::Ipv6,
-        _ => return bindings::ICMP_CT_NF_ACCEPT,
+    let Some(family) = [Family::Ipv4, Family::Ipv6]
+        .into_iter()
+        .find(|&family| nfproto(family) == state.pf)
+    else {
+        return bindings::ICMP_CT_NF_ACCEPT;
     };
     // SAFETY: the hook owns the packet for the duration of the call.
     let skb = unsafe { SkBuff::from_raw(skb) };
@@ -146,10 +155,7 @@ impl<const N: usize> HookRegistration<N> {
             GFP_KERNEL,
         )?;
         for (op, spec) in ops.iter_mut().zip(specs) {
-            let pf = match spec.family {
-                Family::Ipv4 => bindings::ICMP_CT_NFPROTO_IPV4,
-                Family::Ipv6 => bindings::ICMP_CT_NFPROTO_IPV6,
-            };
+            let pf = nfproto(spec.family);
             let hook: bindings::nf_hookfn = Some(hook_callback::<T>);
             // SAFETY: `op` is a valid, exclusively borrowed `nf_hook_ops`, not registered yet.
             unsafe {

@@ -74,10 +74,7 @@ impl SkBuff {
     /// at `offset` is correct (`nf_checksum`: the IPv4 or IPv6 pseudo-header, hardware
     /// verification when present).
     pub(crate) fn checksum_ok(&self, family: Family, hook: u32, offset: u32, protocol: u8) -> bool {
-        let pf = match family {
-            Family::Ipv4 => bindings::ICMP_CT_NFPROTO_IPV4,
-            Family::Ipv6 => bindings::ICMP_CT_NFPROTO_IPV6,
-        };
+        let pf = crate::abstractions::netfilter::nfproto(family);
         // SAFETY: the packet is live and owned by the hook; `nf_checksum` may mark the
         // checksum verified, which the caller's ownership allows.
         unsafe { bindings::nf_checksum(self.as_ptr(), hook, offset, protocol, pf.into()) == 0 }

@@ -11,6 +11,7 @@
 //! entry". "Default connections" behave "pretty much the same as the UDP
 //! connection tracking" with `ip_ct_generic_timeout` (600 seconds).
 
+use super::addr::Family;
 use super::error::ParseError;
 use super::state::{InvalidReason, State};
 
@@ -52,6 +53,14 @@ impl TimeoutKind {
         Self::TcpClose,
         Self::Generic,
     ];
+
+    /// The timeout of `family`'s ICMP queries.
+    pub fn icmp(family: Family) -> Self {
+        match family {
+            Family::Ipv4 => Self::Icmp,
+            Family::Ipv6 => Self::Icmpv6,
+        }
+    }
 
     /// The sysctl's name under `/proc/sys/net/ipv4/netfilter/`.
     pub fn sysctl_name(self) -> &'static str {

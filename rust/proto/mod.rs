@@ -5,8 +5,9 @@
 //! Everything here works on byte slices and plain values: header parsing,
 //! checksums, tuples, the ICMP query and flow state machines, the parsing of
 //! ICMP error payloads and the `/proc/net/ip_conntrack` line format. No code
-//! in this tree allocates, opts out of the compiler's safety checks, indexes slices or performs unchecked
-//! arithmetic, so none of it can panic in softirq context.
+//! in this tree allocates, opts out of the compiler's safety checks, indexes
+//! slices or performs unchecked arithmetic, so none of it can panic in softirq
+//! context.
 
 pub mod addr;
 pub mod checksum;
