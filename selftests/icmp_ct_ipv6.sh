@@ -53,21 +53,6 @@ for ns in "$A" "$B"; do
 		ktap_bail_out "cannot set the timeouts: $SYSCTL_ERR"
 done
 
-# ct6_line NS SRC DST TYPE ID RTYPE UNREPLIED(0/1): print the listing line of that entry if it
-# has the tutorial's form; 1 otherwise.
-ct6_line()
-{
-	local ns=$1 src=$2 dst=$3 type=$4 id=$5 rtype=$6 flag="" re line
-
-	[ "$7" = 1 ] && flag=" \\[UNREPLIED\\]"
-	re="^icmpv6   58 ([0-9]+) src=$src dst=$dst type=$type code=0 id=$id$flag"
-	re+=" src=$dst dst=$src type=$rtype code=0 id=$id use=1\$"
-	while IFS= read -r line; do
-		[[ $line =~ $re ]] && { printf '%s\n' "$line"; return 0; }
-	done < <(ct_list "$ns")
-	return 1
-}
-
 # listing_lacks NS REGEX: NS lists no entry matching REGEX (prints the listing if it does).
 listing_lacks()
 {
@@ -89,18 +74,8 @@ tl_wait_delta "$B" new 1
 tl_expect "echo request: NEW at A (LOCAL_OUT), entry inserted" "$A" new=1 insert=1 invalid=0
 tl_expect "echo request: NEW at B (mark 1), dropped by the gate: no entry" "$B" \
 	new=1 mark_new=1 insert=0 invalid=0
-if line=$(ct6_line "$A" $A_IP $B_IP 128 901 129 1); then
-	ktap_msg "$line"
-	t=$(awk '{ print $3 }' <<<"$line")
-	if [ "$t" -le $V6_TIMEOUT ] && [ "$t" -ge $((V6_TIMEOUT - 7 * ICMP_CT_TIME_SCALE)) ]; then
-		ktap_test_pass "A lists the icmpv6 line [UNREPLIED], ip_ct_icmpv6_timeout ($t s left)"
-	else
-		ktap_test_fail "A lists the icmpv6 line [UNREPLIED], ip_ct_icmpv6_timeout ($t s left)"
-	fi
-else
-	ktap_msg "listing of A:" "$(ct_list "$A")"
-	ktap_test_fail "A lists the icmpv6 line [UNREPLIED], ip_ct_icmpv6_timeout"
-fi
+ct_check_line "A lists the icmpv6 line [UNREPLIED], ip_ct_icmpv6_timeout" \
+	"$A" $A_IP $B_IP 128 0 901 129 1 $((V6_TIMEOUT - 7 * ICMP_CT_TIME_SCALE)) $V6_TIMEOUT
 tl_ungate "$B"
 
 tl_snap "$A"
@@ -126,8 +101,8 @@ tl_snap "$A" "$B"
 craft "$A" --dst $B_IP --type 139 --id 3 || ktap_msg "cannot send the node information query"
 tl_wait_delta "$B" new 1
 tl_expect "node information query: NEW at B (mark 1)" "$B" new=1 mark_new=1 insert=1 invalid=0
-ktap_check "node information query: A lists it [UNREPLIED] (139 -> 140)" \
-	ct6_line "$A" $A_IP $B_IP 139 3 140 1
+ct_check_line "node information query: A lists it [UNREPLIED] (139 -> 140)" \
+	"$A" $A_IP $B_IP 139 0 3 140 1 0 $V6_TIMEOUT
 craft "$B" --dst $A_IP --type 140 --id 3 || ktap_msg "cannot send the node information reply"
 tl_wait_delta "$A" established 1
 tl_expect "node information reply: ESTABLISHED at A (mark 2), entry destroyed" "$A" \

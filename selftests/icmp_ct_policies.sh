@@ -262,19 +262,12 @@ logged_lines()
 	kmsg_new | grep -c "icmp_ct: INVALID packet: ."
 }
 
-# invalid_burst ID: 10 unsolicited echo replies B -> A, at once.
+# invalid_burst ID: 10 unsolicited echo replies B -> A, at once; returns once A counted them.
 invalid_burst()
 {
-	local before
-
-	before=$(tl_get "$A" "$ICMP_CT_STAT" | awk '$1 == "invalid" { print $2 }')
+	tl_snap "$A"
 	craft "$B" --dst $A_IP --type 0 --id "$1" --count 10 || ktap_msg "cannot send the burst"
-	tl_wait_until 5 _tl_invalid_at_least $((before + 10)) || ktap_msg "the burst did not arrive"
-}
-
-_tl_invalid_at_least()
-{
-	[ "$(tl_get "$A" "$ICMP_CT_STAT" | awk '$1 == "invalid" { print $2 }')" -ge "$1" ]
+	tl_wait_delta "$A" invalid 10 || ktap_msg "the burst did not arrive"
 }
 
 kmsg_mark

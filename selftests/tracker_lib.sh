@@ -275,13 +275,22 @@ ct_count()
 	tl_get "$1" "$ICMP_CT_SYSCTL_DIR/ip_conntrack_count"
 }
 
-# ct_find NS SRC DST TYPE CODE ID: print the listing lines whose original tuple is this one;
-# 1 if there is none.
+# ct_icmp_proto ADDR: the listing's protocol column for an ICMP entry of ADDR's family.
+ct_icmp_proto()
+{
+	case $1 in
+	*:*) echo "icmpv6   58" ;;
+	*) echo "icmp     1" ;;
+	esac
+}
+
+# ct_find NS SRC DST TYPE CODE ID: print the listing lines whose original tuple is this one
+# (ICMP or ICMPv6, from SRC's family); 1 if there is none.
 ct_find()
 {
 	local ns=$1 re list line found=1
 
-	re="^icmp +1 [0-9]+ src=$2 dst=$3 type=$4 code=$5 id=$6( |\$)"
+	re="^$(ct_icmp_proto "$2") [0-9]+ src=$2 dst=$3 type=$4 code=$5 id=$6( |\$)"
 	list=$(ct_list "$ns") || return 2
 	while IFS= read -r line; do
 		if [[ $line =~ $re ]]; then
@@ -311,7 +320,7 @@ ct_check_line()
 	local tmin=${10} tmax=${11} line flag="" re t
 
 	[ "$unrepl" = 1 ] && flag=" \\[UNREPLIED\\]"
-	re="^icmp {5}1 ([0-9]+) src=$src dst=$dst type=$type code=$code id=$id$flag"
+	re="^$(ct_icmp_proto "$src") ([0-9]+) src=$src dst=$dst type=$type code=$code id=$id$flag"
 	re+=" src=$dst dst=$src type=$rtype code=$code id=$id use=1\$"
 	line=$(ct_find "$ns" "$src" "$dst" "$type" "$code" "$id")
 	if [ -z "$line" ]; then
@@ -340,8 +349,7 @@ ct_secs_left()
 	local line
 
 	line=$(ct_find "$@") || return 1
-	line=${line#icmp }
-	read -r _ line _ <<<"$line"
+	read -r _ _ line _ <<<"$line"
 	echo "$line"
 }
 
