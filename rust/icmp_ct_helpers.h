@@ -51,9 +51,12 @@ void icmp_ct_hook_ops_init(struct nf_hook_ops *ops, nf_hookfn *hook, u8 pf,
 
 /*
  * The connection table. Each entry is hashed twice, by its original and by its reply tuple,
- * in one rhashtable; the key is the tuple's bytes, so it has no padding. IPv4 addresses are
- * stored IPv4-mapped (::ffff:a.b.c.d), which no IPv6 packet carries, so the family needs no
- * byte of its own.
+ * in one rhashtable, and linked into one list, oldest first, that walks follow: a walk of the
+ * hash table itself sees entries twice while it is resized. An entry stores only its
+ * original tuple; the Rust code computes a node's key from it (icmp_ct_node_hash and
+ * icmp_ct_node_cmp below). The key is the tuple's bytes, so it has no padding. IPv4 addresses
+ * are stored IPv4-mapped (::ffff:a.b.c.d), which no IPv6 packet carries, so the family needs
+ * no byte of its own.
  */
 struct icmp_ct_tuple {
 	__u8 src[16];
@@ -64,33 +67,51 @@ struct icmp_ct_tuple {
 	__u8 l4[4]; /* ICMP id, or source and destination port: network byte order */
 };
 
-/* One direction of an entry, as hashed. */
+/* One direction of an entry, as hashed: node[dir] of its entry. */
 struct icmp_ct_node {
 	struct rhash_head head;
-	struct icmp_ct_tuple tuple;
-	__u8 dir; /* 0: original, 1: reply; not part of the key */
+	__u8 dir; /* 0: original, 1: reply */
 };
 
 /* Owned by the Rust code; only its layout is shared, for the table's parameters. */
 struct icmp_ct_entry {
 	struct icmp_ct_node node[2];
+	struct list_head list; /* in icmp_ct_table.entries while hashed */
+	struct icmp_ct_tuple tuple; /* the original direction's */
 	__u64 state; /* packed flow state, updated with atomics */
 	__u32 deadline; /* low 32 bits of jiffies; timeouts stay below 2^31 jiffies */
-	__u32 teardown; /* 1 once unlinked; at table destruction: nodes visited */
+	__u32 teardown; /* 1 once unlinked */
 	struct rcu_head rcu;
+};
+
+struct icmp_ct_table {
+	struct rhashtable ht;
+	struct list_head entries; /* every hashed entry, oldest first (RCU list) */
 };
 
 /* Buckets of a new table; it never shrinks below this. */
 #define ICMP_CT_TABLE_MIN_BUCKETS 64
 
-int icmp_ct_table_init(struct rhashtable *ht);
-void icmp_ct_table_destroy(struct rhashtable *ht, void (*free_fn)(void *node, void *arg),
-			   void *arg);
-struct icmp_ct_node *icmp_ct_table_lookup(struct rhashtable *ht,
+#ifndef __BINDGEN__
+/* Defined in Rust (rust/abstractions/table.rs): a node's key, hashed and compared. */
+u32 icmp_ct_node_hash(const void *node, u32 len, u32 seed);
+int icmp_ct_node_cmp(struct rhashtable_compare_arg *arg, const void *node);
+#endif
+
+int icmp_ct_table_init(struct icmp_ct_table *table);
+void icmp_ct_table_destroy(struct icmp_ct_table *table);
+u32 icmp_ct_key_hash(const void *key, u32 len, u32 seed);
+struct icmp_ct_node *icmp_ct_table_lookup(struct icmp_ct_table *table,
 					  const struct icmp_ct_tuple *key);
-int icmp_ct_table_insert(struct rhashtable *ht, struct icmp_ct_node *node);
-int icmp_ct_table_remove(struct rhashtable *ht, struct icmp_ct_node *node);
-const struct bucket_table *icmp_ct_table_first(struct rhashtable *ht);
+int icmp_ct_table_insert(struct icmp_ct_table *table, struct icmp_ct_node *node,
+			 const struct icmp_ct_tuple *key);
+int icmp_ct_table_remove(struct icmp_ct_table *table, struct icmp_ct_node *node);
+void icmp_ct_table_link(struct icmp_ct_table *table, struct icmp_ct_entry *entry);
+void icmp_ct_table_unlink(struct icmp_ct_entry *entry);
+struct icmp_ct_entry *icmp_ct_table_oldest(struct icmp_ct_table *table);
+struct icmp_ct_entry *icmp_ct_table_newer(struct icmp_ct_table *table,
+					  struct icmp_ct_entry *entry);
+const struct bucket_table *icmp_ct_table_first(struct icmp_ct_table *table);
 const struct bucket_table *icmp_ct_table_following(const struct bucket_table *tbl);
 unsigned int icmp_ct_table_buckets(const struct bucket_table *tbl);
 struct icmp_ct_node *icmp_ct_table_bucket(const struct bucket_table *tbl, unsigned int bucket);

@@ -3,7 +3,9 @@
  * Out-of-line copies of static inline kernel helpers for icmp_ct's Rust code.
  * Nothing here holds logic of its own.
  */
+#include <linux/jhash.h>
 #include <linux/mm.h>
+#include <linux/rculist.h>
 
 #include "icmp_ct_helpers.h"
 
@@ -119,45 +121,74 @@ bool icmp_ct_skb_is_notrack(const struct sk_buff *skb)
 #endif
 }
 
+u32 icmp_ct_key_hash(const void *key, u32 len, u32 seed)
+{
+	return jhash(key, len, seed);
+}
+
 static const struct rhashtable_params icmp_ct_table_params = {
 	.head_offset = offsetof(struct icmp_ct_node, head),
-	.key_offset = offsetof(struct icmp_ct_node, tuple),
 	.key_len = sizeof(struct icmp_ct_tuple),
+	.hashfn = icmp_ct_key_hash,
+	.obj_hashfn = icmp_ct_node_hash,
+	.obj_cmpfn = icmp_ct_node_cmp,
 	.min_size = ICMP_CT_TABLE_MIN_BUCKETS,
 	.nelem_hint = ICMP_CT_TABLE_MIN_BUCKETS * 3 / 4,
 	.automatic_shrinking = true,
 };
 
-int icmp_ct_table_init(struct rhashtable *ht)
+int icmp_ct_table_init(struct icmp_ct_table *table)
 {
-	return rhashtable_init(ht, &icmp_ct_table_params);
+	INIT_LIST_HEAD(&table->entries);
+	return rhashtable_init(&table->ht, &icmp_ct_table_params);
 }
 
-void icmp_ct_table_destroy(struct rhashtable *ht, void (*free_fn)(void *node, void *arg),
-			   void *arg)
+void icmp_ct_table_destroy(struct icmp_ct_table *table)
 {
-	rhashtable_free_and_destroy(ht, free_fn, arg);
+	rhashtable_destroy(&table->ht);
 }
 
-struct icmp_ct_node *icmp_ct_table_lookup(struct rhashtable *ht,
+struct icmp_ct_node *icmp_ct_table_lookup(struct icmp_ct_table *table,
 					  const struct icmp_ct_tuple *key)
 {
-	return rhashtable_lookup(ht, key, icmp_ct_table_params);
+	return rhashtable_lookup(&table->ht, key, icmp_ct_table_params);
 }
 
-int icmp_ct_table_insert(struct rhashtable *ht, struct icmp_ct_node *node)
+int icmp_ct_table_insert(struct icmp_ct_table *table, struct icmp_ct_node *node,
+			 const struct icmp_ct_tuple *key)
 {
-	return rhashtable_lookup_insert_fast(ht, &node->head, icmp_ct_table_params);
+	return rhashtable_lookup_insert_key(&table->ht, key, &node->head, icmp_ct_table_params);
 }
 
-int icmp_ct_table_remove(struct rhashtable *ht, struct icmp_ct_node *node)
+int icmp_ct_table_remove(struct icmp_ct_table *table, struct icmp_ct_node *node)
 {
-	return rhashtable_remove_fast(ht, &node->head, icmp_ct_table_params);
+	return rhashtable_remove_fast(&table->ht, &node->head, icmp_ct_table_params);
 }
 
-const struct bucket_table *icmp_ct_table_first(struct rhashtable *ht)
+void icmp_ct_table_link(struct icmp_ct_table *table, struct icmp_ct_entry *entry)
 {
-	return rht_dereference_rcu(ht->tbl, ht);
+	list_add_tail_rcu(&entry->list, &table->entries);
+}
+
+void icmp_ct_table_unlink(struct icmp_ct_entry *entry)
+{
+	list_del_rcu(&entry->list);
+}
+
+struct icmp_ct_entry *icmp_ct_table_oldest(struct icmp_ct_table *table)
+{
+	return list_first_or_null_rcu(&table->entries, struct icmp_ct_entry, list);
+}
+
+struct icmp_ct_entry *icmp_ct_table_newer(struct icmp_ct_table *table,
+					  struct icmp_ct_entry *entry)
+{
+	return list_next_or_null_rcu(&table->entries, &entry->list, struct icmp_ct_entry, list);
+}
+
+const struct bucket_table *icmp_ct_table_first(struct icmp_ct_table *table)
+{
+	return rht_dereference_rcu(table->ht.tbl, &table->ht);
 }
 
 const struct bucket_table *icmp_ct_table_following(const struct bucket_table *tbl)

@@ -276,11 +276,11 @@ impl NetState {
                 let QueryAction::Create(state) = decision.action else {
                     return Verdict::Accept;
                 };
-                let Some(reply) = tuple.reply() else {
+                if tuple.reply().is_none() {
                     return Verdict::Accept;
-                };
+                }
                 let deadline = self.timeout_deadline(TimeoutKind::icmp(tuple.family));
-                match self.insert(tuple, &reply, entry_word::pack_icmp(state), deadline) {
+                match self.insert(tuple, entry_word::pack_icmp(state), deadline) {
                     Err(InsertError::Clash) => continue,
                     Err(InsertError::Full) => return Verdict::Drop,
                     Ok(()) => return Verdict::Accept,
@@ -328,11 +328,11 @@ impl NetState {
                 let FlowAction::Create(update) = decision.action else {
                     return Verdict::Accept;
                 };
-                let Some(reply) = tuple.reply() else {
+                if tuple.reply().is_none() {
                     return Verdict::Accept;
-                };
+                }
                 let deadline = self.timeout_deadline(update.timeout);
-                match self.insert(tuple, &reply, entry_word::pack_flow(update.entry), deadline) {
+                match self.insert(tuple, entry_word::pack_flow(update.entry), deadline) {
                     Err(InsertError::Clash) => continue,
                     Err(InsertError::Full) => return Verdict::Drop,
                     Ok(()) => return Verdict::Accept,
@@ -363,14 +363,8 @@ impl NetState {
 
     /// Inserts a new entry, making room when the table is full. `Err(Full)` means the packet
     /// must be dropped.
-    fn insert(
-        &self,
-        original: &Tuple,
-        reply: &Tuple,
-        word: u64,
-        deadline: u32,
-    ) -> Result<(), InsertError> {
-        let Some(new) = NewEntry::new(original, reply, word, deadline) else {
+    fn insert(&self, original: &Tuple, word: u64, deadline: u32) -> Result<(), InsertError> {
+        let Some(new) = NewEntry::new(original, word, deadline) else {
             self.stats.inc(Counter::InsertFailed);
             return Err(InsertError::Full);
         };

@@ -84,6 +84,17 @@ fail=0
 skip=0
 num=0
 
+# Busy CPU time of the whole system so far, in clock ticks (USER_HZ): /proc/stat's first
+# line without idle and iowait.  Under TCG an idle guest leaves its host core idle too, so
+# this tells how much of a test's time a parallel guest could use.
+busy_ticks()
+{
+	local _cpu user nice system idle iowait irq softirq steal
+	read -r _cpu user nice system idle iowait irq softirq steal _ </proc/stat
+	echo $((user + nice + system + irq + softirq + steal))
+}
+hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
 echo "TAP version 13"
 echo "1..${#tests[@]}"
 for t in "${tests[@]}"; do
@@ -98,10 +109,11 @@ for t in "${tests[@]}"; do
 	fi
 	log=$(mktemp)
 	start=$(date +%s)
+	busy_start=$(busy_ticks)
 	# Own process group (timeout does that), killed as a whole on timeout; output nested.
 	timeout -k 10 "$timeout" "./$t" </dev/null 2>&1 | tee "$log" | sed -u 's/^/# /'
 	rc=${PIPESTATUS[0]}
-	echo "# $t: exit $rc after $(($(date +%s) - start)) s"
+	echo "# $t: exit $rc after $(($(date +%s) - start)) s, CPU busy $((($(busy_ticks) - busy_start) / hz)) s"
 	[ -z "$results" ] || cp "$log" "$results/$t.log"
 	case $rc in
 	0)

@@ -1,11 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! A namespace's connection table: entries hashed by both their original and their reply
-//! tuple in one `rhashtable` (which grows and shrinks with the number of entries).
+//! tuple in one `rhashtable` (which grows and shrinks with the number of entries), and linked
+//! into one RCU list, oldest first.
 //!
-//! Lookups and walks run under RCU without locks. Insertions and removals take the table's
-//! bh-safe lock, so that both nodes of an entry come and go together and the entry count is
-//! exact. Removed entries are freed after an RCU grace period.
+//! Lookups and walks run under RCU without locks. Walks (the listing, garbage collection)
+//! follow the list: a walk of the hash table's buckets sees entries twice while the table is
+//! resized, and in another order after it. Insertions and removals take the table's bh-safe
+//! lock, so that both nodes and the list link of an entry come and go together and the entry
+//! count is exact. Removed entries are freed after an RCU grace period.
+//!
+//! An entry stores its original tuple only; the key of its reply node is computed from it
+//! ([`Tuple::reply`]) by the hash and compare callbacks below, which rhashtable calls.
 
 use crate::abstractions::rcu::RcuGuard;
 use crate::abstractions::slab;
@@ -122,9 +128,10 @@ impl Entry {
 
     /// # Safety
     ///
-    /// `node` must be a node of a live, published entry that stays alive for `'a`.
+    /// `node` must be a node of an entry from [`NewEntry::new`] that stays allocated for `'a`
+    /// and whose nodes are initialised.
     unsafe fn from_node<'a>(node: NonNull<bindings::icmp_ct_node>) -> (&'a Entry, Dir) {
-        // SAFETY: `dir` of a published node is immutable.
+        // SAFETY: `dir` of an initialised node is immutable.
         let dir = unsafe { (*node.as_ptr()).dir };
         let (index, dir) = if dir == 0 {
             (0, Dir::Original)
@@ -137,10 +144,31 @@ impl Entry {
         (unsafe { &*entry }, dir)
     }
 
+    /// # Safety
+    ///
+    /// `raw` must be an entry from [`NewEntry::new`] that stays allocated for `'a`.
+    unsafe fn from_raw<'a>(raw: NonNull<bindings::icmp_ct_entry>) -> &'a Entry {
+        // SAFETY: per the caller; `Entry` is transparent over the C entry.
+        unsafe { &*raw.as_ptr().cast::<Entry>() }
+    }
+
     /// The entry's original tuple.
     pub(crate) fn original(&self) -> Tuple {
-        // SAFETY: by the type invariant the nodes are live and no longer written.
-        tuple_of(unsafe { &(*self.raw()).node[0].tuple })
+        tuple_of(self.original_key())
+    }
+
+    fn original_key(&self) -> &bindings::icmp_ct_tuple {
+        // SAFETY: by the type invariant the tuple is initialised and no longer written.
+        unsafe { &(*self.raw()).tuple }
+    }
+
+    /// The key of the entry's node for `dir`; `None` only for an original tuple that has no
+    /// reply, which [`NewEntry::new`] refuses.
+    fn key(&self, dir: Dir) -> Option<bindings::icmp_ct_tuple> {
+        match dir {
+            Dir::Original => Some(copy_key(self.original_key())),
+            Dir::Reply => tuple_of(self.original_key()).reply().map(|t| key_of(&t)),
+        }
     }
 
     /// The packed flow state (see `tracker`), changed with atomic read-modify-writes.
@@ -162,26 +190,116 @@ impl Entry {
     }
 }
 
+/// A copy of `key` (bindgen derives no `Clone` for it).
+fn copy_key(key: &bindings::icmp_ct_tuple) -> bindings::icmp_ct_tuple {
+    bindings::icmp_ct_tuple {
+        src: key.src,
+        dst: key.dst,
+        protocol: key.protocol,
+        icmp_type: key.icmp_type,
+        icmp_code: key.icmp_code,
+        l4: key.l4,
+    }
+}
+
+fn same_key(a: &bindings::icmp_ct_tuple, b: &bindings::icmp_ct_tuple) -> bool {
+    a.src == b.src
+        && a.dst == b.dst
+        && a.protocol == b.protocol
+        && a.icmp_type == b.icmp_type
+        && a.icmp_code == b.icmp_code
+        && a.l4 == b.l4
+}
+
+/// The key of `node`, computed from its entry.
+///
+/// # Safety
+///
+/// `node` must be a node of an entry from [`NewEntry::new`] that stays allocated during the
+/// call.
+unsafe fn node_key(node: *const core::ffi::c_void) -> Option<bindings::icmp_ct_tuple> {
+    let node = NonNull::new(node.cast_mut().cast::<bindings::icmp_ct_node>())?;
+    // SAFETY: per the caller.
+    let (entry, dir) = unsafe { Entry::from_node(node) };
+    entry.key(dir)
+}
+
+/// Hashes `key` as the table hashes every key.
+fn hash_key(key: &bindings::icmp_ct_tuple, seed: u32) -> u32 {
+    let len = core::mem::size_of::<bindings::icmp_ct_tuple>() as u32;
+    // SAFETY: `key` is `len` readable bytes.
+    unsafe { bindings::icmp_ct_key_hash(core::ptr::from_ref(key).cast(), len, seed) }
+}
+
+/// rhashtable's `obj_hashfn`: the hash of a node's key, equal to the hash lookups compute
+/// for that key (`icmp_ct_key_hash`).
+///
+/// # Safety
+///
+/// Called by rhashtable with a node of an entry being inserted, in the table or being
+/// removed, which stays allocated during the call.
+#[no_mangle]
+unsafe extern "C" fn icmp_ct_node_hash(
+    node: *const core::ffi::c_void,
+    _len: u32,
+    seed: u32,
+) -> u32 {
+    // SAFETY: per this function's contract.
+    match unsafe { node_key(node) } {
+        Some(key) => hash_key(&key, seed),
+        None => seed,
+    }
+}
+
+/// rhashtable's `obj_cmpfn`: 0 if the node's key is the key looked up.
+///
+/// # Safety
+///
+/// Called by rhashtable with the `icmp_ct_tuple` it looks up in `arg` and a node as for
+/// [`icmp_ct_node_hash`].
+#[no_mangle]
+unsafe extern "C" fn icmp_ct_node_cmp(
+    arg: *mut bindings::rhashtable_compare_arg,
+    node: *const core::ffi::c_void,
+) -> core::ffi::c_int {
+    // SAFETY: per this function's contract, `arg` points to a compare argument whose key is
+    // a tuple (every lookup and insertion passes one).
+    let Some(wanted) = (unsafe { (*arg).key.cast::<bindings::icmp_ct_tuple>().as_ref() }) else {
+        return 1;
+    };
+    // SAFETY: per this function's contract.
+    match unsafe { node_key(node) } {
+        Some(key) if same_key(&key, wanted) => 0,
+        _ => 1,
+    }
+}
+
 /// An entry not yet in any table; freed on drop.
 pub(crate) struct NewEntry {
     entry: NonNull<bindings::icmp_ct_entry>,
 }
 
 impl NewEntry {
-    /// An entry for a flow whose first packet has `original`, expecting `reply`.
-    pub(crate) fn new(original: &Tuple, reply: &Tuple, state: u64, deadline: u32) -> Option<Self> {
+    /// An entry for a flow whose first packet has `original`; `None` if memory is short or
+    /// `original` has no reply tuple.
+    pub(crate) fn new(original: &Tuple, state: u64, deadline: u32) -> Option<Self> {
+        original.reply()?;
         let entry = slab::alloc()?;
         let raw = entry.as_ptr();
         // SAFETY: `raw` is a fresh, zeroed allocation that only this function knows about.
         unsafe {
-            (*raw).node[0].tuple = key_of(original);
+            (*raw).tuple = key_of(original);
             (*raw).node[0].dir = 0;
-            (*raw).node[1].tuple = key_of(reply);
             (*raw).node[1].dir = 1;
             (*raw).state = state;
             (*raw).deadline = deadline;
         }
         Some(NewEntry { entry })
+    }
+
+    fn entry(&self) -> &Entry {
+        // SAFETY: allocated and initialised by `new`, owned by `self`.
+        unsafe { Entry::from_raw(self.entry) }
     }
 }
 
@@ -232,10 +350,11 @@ const EVICTION_SCAN: u32 = 64;
 ///
 /// # Invariants
 ///
-/// `ht` was initialised by `icmp_ct_table_init` and is destroyed only in `drop`; every node
-/// in it belongs to an entry from [`slab::alloc`] with both nodes inserted.
+/// `raw` was initialised by `icmp_ct_table_init` and is destroyed only in `drop`; every node
+/// in its hash table belongs to an entry from [`NewEntry::new`] with both nodes inserted and
+/// linked into its list; the list holds exactly those entries.
 pub(crate) struct Table {
-    ht: KBox<Opaque<bindings::rhashtable>>,
+    raw: KBox<Opaque<bindings::icmp_ct_table>>,
     /// Serialises insertions and removals; `count` changes only under it.
     writer: SpinLockBh<()>,
     count: AtomicU32,
@@ -249,23 +368,30 @@ unsafe impl Sync for Table {}
 impl Table {
     /// An empty table.
     pub(crate) fn new() -> Result<Self> {
-        let ht = KBox::new(Opaque::uninit(), GFP_KERNEL)?;
-        // SAFETY: `ht` is at its final (heap) address and not yet initialised.
-        kernel::error::to_result(unsafe { bindings::icmp_ct_table_init(ht.get()) })?;
+        let raw = KBox::new(Opaque::uninit(), GFP_KERNEL)?;
+        // SAFETY: `raw` is at its final (heap) address and not yet initialised.
+        kernel::error::to_result(unsafe { bindings::icmp_ct_table_init(raw.get()) })?;
         // INVARIANT: initialised above, empty.
         Ok(Table {
-            ht,
+            raw,
             writer: SpinLockBh::new(())?,
             count: AtomicU32::new(0),
         })
     }
 
-    fn ht(&self) -> *mut bindings::rhashtable {
-        self.ht.get()
+    fn raw(&self) -> *mut bindings::icmp_ct_table {
+        self.raw.get()
     }
 
-    /// Entries in the table, expired ones included until they are collected.
+    /// Entries in the table, expired ones included until they are collected. Read under the
+    /// writer lock, so that it is the length the list had at one moment.
     pub(crate) fn count(&self) -> u32 {
+        let _writer = self.writer.lock();
+        self.count_locked()
+    }
+
+    /// [`Self::count`] for holders of the writer lock.
+    fn count_locked(&self) -> u32 {
         self.count.load(Ordering::Relaxed)
     }
 
@@ -273,7 +399,7 @@ impl Table {
     pub(crate) fn buckets(&self) -> u32 {
         let _rcu = RcuGuard::new();
         // SAFETY: the table is live (type invariant) and RCU is held for its bucket table.
-        unsafe { bindings::icmp_ct_table_buckets(bindings::icmp_ct_table_first(self.ht())) }
+        unsafe { bindings::icmp_ct_table_buckets(bindings::icmp_ct_table_first(self.raw())) }
     }
 
     /// The entry one of whose tuples is `tuple`, and which of them.
@@ -284,7 +410,7 @@ impl Table {
     ) -> Option<(&'a Entry, Dir)> {
         let key = key_of(tuple);
         // SAFETY: the table is live; RCU is held for the lookup and the result's lifetime.
-        let node = NonNull::new(unsafe { bindings::icmp_ct_table_lookup(self.ht(), &key) })?;
+        let node = NonNull::new(unsafe { bindings::icmp_ct_table_lookup(self.raw(), &key) })?;
         // SAFETY: nodes in the table belong to published entries, freed only after a grace
         // period that `_rcu` holds off.
         Some(unsafe { Entry::from_node(node) })
@@ -301,33 +427,46 @@ impl Table {
         let rcu = RcuGuard::new();
         let _writer = self.writer.lock();
         let mut evicted = Evicted::default();
-        if self.count() >= limit {
+        if self.count_locked() >= limit {
             self.make_room(&rcu, &evict, &mut evicted);
-            if self.count() >= limit {
+            if self.count_locked() >= limit {
                 return Err(InsertError::Full);
             }
         }
+        let (Some(key0), Some(key1)) =
+            (new.entry().key(Dir::Original), new.entry().key(Dir::Reply))
+        else {
+            return Err(InsertError::Clash);
+        };
+        let keys = [key0, key1];
         let raw = new.entry.as_ptr();
         // A clash with an expired entry that is still in the table: remove it and retry once.
         for attempt in 0..2 {
-            // SAFETY: the table is live and `raw` is an unpublished entry whose nodes we own.
-            let mut status =
-                unsafe { bindings::icmp_ct_table_insert(self.ht(), &mut (*raw).node[0]) };
+            // SAFETY: the table is live and `raw` is an unpublished entry whose nodes we own;
+            // `key0` is node 0's key.
+            let mut status = unsafe {
+                bindings::icmp_ct_table_insert(self.raw(), &mut (*raw).node[0], &keys[0])
+            };
             if status == 0 {
-                // SAFETY: as above.
-                status = unsafe { bindings::icmp_ct_table_insert(self.ht(), &mut (*raw).node[1]) };
+                // SAFETY: as above, for node 1.
+                status = unsafe {
+                    bindings::icmp_ct_table_insert(self.raw(), &mut (*raw).node[1], &keys[1])
+                };
                 if status != 0 {
                     // SAFETY: node 0 was inserted just above, under the writer lock.
-                    unsafe { bindings::icmp_ct_table_remove(self.ht(), &mut (*raw).node[0]) };
+                    unsafe { bindings::icmp_ct_table_remove(self.raw(), &mut (*raw).node[0]) };
                 }
             }
             if status == 0 {
                 self.count.fetch_add(1, Ordering::Relaxed);
+                // SAFETY: both nodes are hashed; the entry joins the list under the writer
+                // lock, which every list change holds.
+                unsafe { bindings::icmp_ct_table_link(self.raw(), raw) };
                 // Published: the table owns it from now on.
                 core::mem::forget(new);
                 return Ok(evicted);
             }
-            if attempt > 0 || !self.remove_expired_clash(&new, &rcu, &evict, &mut evicted) {
+            if attempt > 0 || !self.remove_expired_clash(&keys, &rcu, &evict, &mut evicted) {
                 break;
             }
         }
@@ -340,22 +479,19 @@ impl Table {
         Err(InsertError::Clash)
     }
 
-    /// Removes expired entries holding one of `new`'s tuples; true if one was removed.
+    /// Removes expired entries holding one of `keys`; true if one was removed. The writer
+    /// lock must be held.
     fn remove_expired_clash(
         &self,
-        new: &NewEntry,
+        keys: &[bindings::icmp_ct_tuple; 2],
         _rcu: &RcuGuard,
         evict: &impl Fn(&Entry) -> Eviction,
         evicted: &mut Evicted,
     ) -> bool {
-        let raw = new.entry.as_ptr();
         let mut removed = false;
-        for index in 0..2 {
-            // SAFETY: `raw` is ours and unpublished (not in the table: its insertion failed);
-            // its tuples are initialised.
-            let key = unsafe { &(*raw).node[index].tuple };
+        for key in keys {
             // SAFETY: the table is live; RCU is held by `_rcu`.
-            let node = unsafe { bindings::icmp_ct_table_lookup(self.ht(), key) };
+            let node = unsafe { bindings::icmp_ct_table_lookup(self.raw(), key) };
             let Some(node) = NonNull::new(node) else {
                 continue;
             };
@@ -381,8 +517,8 @@ impl Table {
         let random = unsafe { bindings::get_random_u32() };
         let mut budget = EVICTION_SCAN;
         for start in [random, 0] {
-            let mut cursor = Cursor::default();
-            let mut entry = self.cursor_seek_bucket(&mut cursor, start, rcu);
+            let mut cursor = BucketCursor::default();
+            let mut entry = self.bucket_seek(&mut cursor, start, rcu);
             while let Some(found) = entry {
                 if budget == 0 {
                     return;
@@ -397,7 +533,7 @@ impl Table {
                     }
                     return;
                 }
-                entry = self.cursor_next(&mut cursor, rcu);
+                entry = self.bucket_next(&mut cursor, rcu);
             }
         }
     }
@@ -409,11 +545,13 @@ impl Table {
             return false;
         }
         let raw = entry.raw();
-        // SAFETY: the entry is live and in the table (both nodes): only `unlink`, which the
-        // `teardown` swap makes run once per entry, removes published entries.
+        // SAFETY: the entry is live, hashed (both nodes) and listed: only `unlink`, which the
+        // `teardown` swap makes run once per entry, removes published entries; the writer lock
+        // is held for the list.
         unsafe {
-            bindings::icmp_ct_table_remove(self.ht(), &mut (*raw).node[0]);
-            bindings::icmp_ct_table_remove(self.ht(), &mut (*raw).node[1]);
+            bindings::icmp_ct_table_remove(self.raw(), &mut (*raw).node[0]);
+            bindings::icmp_ct_table_remove(self.raw(), &mut (*raw).node[1]);
+            bindings::icmp_ct_table_unlink(raw);
         }
         self.count.fetch_sub(1, Ordering::Relaxed);
         // SAFETY: unlinked from the table above, queued once thanks to `teardown`.
@@ -427,44 +565,31 @@ impl Table {
         self.unlink(entry)
     }
 
-    /// The first entry at or after bucket `start` (modulo the table size), walking on into
-    /// the following buckets.
-    fn cursor_seek_bucket<'a>(
-        &'a self,
-        cursor: &mut Cursor,
-        start: u32,
-        rcu: &'a RcuGuard,
-    ) -> Option<&'a Entry> {
-        // SAFETY: the table is live and RCU is held.
-        cursor.tbl = unsafe { bindings::icmp_ct_table_first(self.ht()) };
-        // SAFETY: `cursor.tbl` is the live bucket table.
-        let size = unsafe { bindings::icmp_ct_table_buckets(cursor.tbl) };
-        cursor.bucket = start.checked_rem(size).unwrap_or(0);
-        cursor.node = core::ptr::null_mut();
-        self.cursor_settle(cursor, rcu)
-    }
-
-    /// Positions `cursor` on the table's first entry.
+    /// Positions `cursor` on the oldest entry.
     pub(crate) fn cursor_first<'a>(
         &'a self,
         cursor: &mut Cursor,
-        rcu: &'a RcuGuard,
+        _rcu: &'a RcuGuard,
     ) -> Option<&'a Entry> {
-        self.cursor_seek_bucket(cursor, 0, rcu)
+        // SAFETY: the table is live and RCU is held.
+        cursor.entry = unsafe { bindings::icmp_ct_table_oldest(self.raw()) };
+        self.cursor_entry(cursor, _rcu)
     }
 
-    /// Moves `cursor` to the next entry.
+    /// Moves `cursor` to the next newer entry. The entry it was on may have been removed
+    /// meanwhile: a removed entry still leads on to the entries after it.
     pub(crate) fn cursor_next<'a>(
         &'a self,
         cursor: &mut Cursor,
         rcu: &'a RcuGuard,
     ) -> Option<&'a Entry> {
-        if cursor.node.is_null() {
+        if cursor.entry.is_null() {
             return None;
         }
-        // SAFETY: `cursor.node` was found under the RCU section `rcu` still holds.
-        cursor.node = unsafe { bindings::icmp_ct_table_next(cursor.node) };
-        self.cursor_settle(cursor, rcu)
+        // SAFETY: the table is live; `cursor.entry` was found under the RCU section `rcu`
+        // still holds, so it is not freed yet, and its list link leads on.
+        cursor.entry = unsafe { bindings::icmp_ct_table_newer(self.raw(), cursor.entry) };
+        self.cursor_entry(cursor, rcu)
     }
 
     /// The entry `cursor` points at, if any.
@@ -473,19 +598,57 @@ impl Table {
         cursor: &Cursor,
         _rcu: &'a RcuGuard,
     ) -> Option<&'a Entry> {
-        let node = NonNull::new(cursor.node)?;
-        // SAFETY: found under the RCU section `_rcu` holds.
-        Some(unsafe { Entry::from_node(node) }.0)
+        let entry = NonNull::new(cursor.entry)?;
+        // SAFETY: found under the RCU section `_rcu` holds, in the table's list: an entry from
+        // `NewEntry::new`, freed only after a grace period.
+        Some(unsafe { Entry::from_raw(entry) })
+    }
+
+    /// The first entry at or after bucket `start` (modulo the table size), walking on into
+    /// the following buckets. Bucket walks may see an entry twice while the table is
+    /// resized, which is harmless for eviction, the one user.
+    fn bucket_seek<'a>(
+        &'a self,
+        cursor: &mut BucketCursor,
+        start: u32,
+        rcu: &'a RcuGuard,
+    ) -> Option<&'a Entry> {
+        // SAFETY: the table is live and RCU is held.
+        cursor.tbl = unsafe { bindings::icmp_ct_table_first(self.raw()) };
+        // SAFETY: `cursor.tbl` is the live bucket table.
+        let size = unsafe { bindings::icmp_ct_table_buckets(cursor.tbl) };
+        cursor.bucket = start.checked_rem(size).unwrap_or(0);
+        cursor.node = core::ptr::null_mut();
+        self.bucket_settle(cursor, rcu)
+    }
+
+    /// Moves `cursor` to the next entry of the bucket walk.
+    fn bucket_next<'a>(
+        &'a self,
+        cursor: &mut BucketCursor,
+        rcu: &'a RcuGuard,
+    ) -> Option<&'a Entry> {
+        if cursor.node.is_null() {
+            return None;
+        }
+        // SAFETY: `cursor.node` was found under the RCU section `rcu` still holds.
+        cursor.node = unsafe { bindings::icmp_ct_table_next(cursor.node) };
+        self.bucket_settle(cursor, rcu)
     }
 
     /// Advances `cursor` from its position (or the start of its bucket, when it has no node)
     /// to the next original-direction node, through the following buckets and tables.
-    fn cursor_settle<'a>(&'a self, cursor: &mut Cursor, rcu: &'a RcuGuard) -> Option<&'a Entry> {
+    fn bucket_settle<'a>(
+        &'a self,
+        cursor: &mut BucketCursor,
+        _rcu: &'a RcuGuard,
+    ) -> Option<&'a Entry> {
         loop {
-            while !cursor.node.is_null() {
-                // SAFETY: found under RCU; `dir` of a published node is immutable.
-                if unsafe { (*cursor.node).dir } == 0 {
-                    return self.cursor_entry(cursor, rcu);
+            while let Some(node) = NonNull::new(cursor.node) {
+                // SAFETY: found under RCU: a node of an entry freed only after a grace period.
+                let (entry, dir) = unsafe { Entry::from_node(node) };
+                if dir == Dir::Original {
+                    return Some(entry);
                 }
                 // SAFETY: as above.
                 cursor.node = unsafe { bindings::icmp_ct_table_next(cursor.node) };
@@ -493,7 +656,7 @@ impl Table {
             if cursor.tbl.is_null() {
                 return None;
             }
-            // SAFETY: `cursor.tbl` was read under the RCU section `rcu` holds.
+            // SAFETY: `cursor.tbl` was read under the RCU section `_rcu` holds.
             let size = unsafe { bindings::icmp_ct_table_buckets(cursor.tbl) };
             if cursor.started && cursor.bucket.wrapping_add(1) >= size {
                 // A resize in progress moves entries to the following table: walk it too.
@@ -514,18 +677,32 @@ impl Table {
     }
 }
 
-/// A position in a table walk, valid within one RCU read-side section.
+/// A position in a walk of the table's list, valid within one RCU read-side section.
 #[derive(Clone, Copy)]
 pub(crate) struct Cursor {
+    entry: *mut bindings::icmp_ct_entry,
+}
+
+impl Default for Cursor {
+    fn default() -> Self {
+        Cursor {
+            entry: core::ptr::null_mut(),
+        }
+    }
+}
+
+/// A position in a walk of the hash table's buckets, valid within one RCU read-side section.
+#[derive(Clone, Copy)]
+struct BucketCursor {
     tbl: *const bindings::bucket_table,
     bucket: u32,
     started: bool,
     node: *mut bindings::icmp_ct_node,
 }
 
-impl Default for Cursor {
+impl Default for BucketCursor {
     fn default() -> Self {
-        Cursor {
+        BucketCursor {
             tbl: core::ptr::null(),
             bucket: 0,
             started: false,
@@ -534,29 +711,21 @@ impl Default for Cursor {
     }
 }
 
-/// # Safety
-///
-/// Called by `rhashtable_free_and_destroy` once for each node in the table, with no other
-/// user of the table left.
-unsafe extern "C" fn destroy_node(node: *mut core::ffi::c_void, _arg: *mut core::ffi::c_void) {
-    let Some(node) = NonNull::new(node.cast::<bindings::icmp_ct_node>()) else {
-        return;
-    };
-    // SAFETY: the node belongs to an entry that is still allocated: it is freed below only
-    // when its second node is visited.
-    let (entry, _) = unsafe { Entry::from_node(node) };
-    if entry.teardown().fetch_add(1, Ordering::AcqRel) == 1 {
-        // SAFETY: both nodes have been visited; nobody else uses the table.
-        unsafe { slab::free(NonNull::new_unchecked(entry.raw())) };
-    }
-}
-
 impl Drop for Table {
     fn drop(&mut self) {
-        // SAFETY: the owner guarantees no reader or writer is left (hooks unregistered and a
-        // grace period passed, procfs files removed, garbage collection cancelled).
-        unsafe {
-            bindings::icmp_ct_table_destroy(self.ht(), Some(destroy_node), core::ptr::null_mut())
-        };
+        let rcu = RcuGuard::new();
+        let mut cursor = Cursor::default();
+        let mut entry = self.cursor_first(&mut cursor, &rcu).map(|e| e.raw());
+        while let Some(raw) = entry.and_then(NonNull::new) {
+            entry = self.cursor_next(&mut cursor, &rcu).map(|e| e.raw());
+            // SAFETY: the owner guarantees no reader or writer is left (hooks unregistered and
+            // a grace period passed, procfs files removed, garbage collection cancelled); the
+            // walk has moved past the entry.
+            unsafe { slab::free(raw) };
+        }
+        drop(rcu);
+        // SAFETY: as above; the entries its nodes belonged to are freed, and
+        // `rhashtable_destroy` only frees the bucket tables.
+        unsafe { bindings::icmp_ct_table_destroy(self.raw()) };
     }
 }
