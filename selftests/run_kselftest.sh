@@ -90,7 +90,7 @@ num=0
 busy_ticks()
 {
 	local _cpu user nice system idle iowait irq softirq steal
-	read -r _cpu user nice system idle iowait irq softirq steal _ </proc/stat
+	read -r _cpu user nice system _idle _iowait irq softirq steal _ </proc/stat
 	echo $((user + nice + system + irq + softirq + steal))
 }
 hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
