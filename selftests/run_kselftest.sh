@@ -89,7 +89,7 @@ num=0
 # this tells how much of a test's time a parallel guest could use.
 busy_ticks()
 {
-	local _cpu user nice system idle iowait irq softirq steal
+	local _cpu user nice system _idle _iowait irq softirq steal
 	read -r _cpu user nice system _idle _iowait irq softirq steal _ </proc/stat
 	echo $((user + nice + system + irq + softirq + steal))
 }
