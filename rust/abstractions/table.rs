@@ -163,7 +163,7 @@ impl Entry {
     }
 
     /// The key of the entry's node for `dir`; `None` only for an original tuple that has no
-    /// reply, which [`NewEntry::new`] refuses.
+    /// reply, which [`Table::insert`] refuses.
     fn key(&self, dir: Dir) -> Option<bindings::icmp_ct_tuple> {
         match dir {
             Dir::Original => Some(copy_key(self.original_key())),
@@ -280,10 +280,9 @@ pub(crate) struct NewEntry {
 }
 
 impl NewEntry {
-    /// An entry for a flow whose first packet has `original`; `None` if memory is short or
-    /// `original` has no reply tuple.
+    /// An entry for a flow whose first packet has `original`, which must have a reply tuple
+    /// ([`Table::insert`] refuses it otherwise); `None` if memory is short.
     pub(crate) fn new(original: &Tuple, state: u64, deadline: u32) -> Option<Self> {
-        original.reply()?;
         let entry = slab::alloc()?;
         let raw = entry.as_ptr();
         // SAFETY: `raw` is a fresh, zeroed allocation that only this function knows about.
@@ -715,9 +714,10 @@ impl Drop for Table {
     fn drop(&mut self) {
         let rcu = RcuGuard::new();
         let mut cursor = Cursor::default();
-        let mut entry = self.cursor_first(&mut cursor, &rcu).map(|e| e.raw());
-        while let Some(raw) = entry.and_then(NonNull::new) {
-            entry = self.cursor_next(&mut cursor, &rcu).map(|e| e.raw());
+        let mut entry = self.cursor_first(&mut cursor, &rcu);
+        while let Some(found) = entry {
+            let raw = NonNull::from(found).cast::<bindings::icmp_ct_entry>();
+            entry = self.cursor_next(&mut cursor, &rcu);
             // SAFETY: the owner guarantees no reader or writer is left (hooks unregistered and
             // a grace period passed, procfs files removed, garbage collection cancelled); the
             // walk has moved past the entry.
