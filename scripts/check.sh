@@ -93,31 +93,44 @@ build_debug_module() {
 	make -s -C "$debug_build" module KDIR="$kdir_debug" KRUSTFLAGS=-Dwarnings KCFLAGS=-Werror
 }
 
-# selftests_in_vm LABEL SHARDS TREE KO [vm-run options]: runs the kselftests with module KO
-# in VMs booted from the kernel tree TREE, split over SHARDS guests that run at once (each
-# guest is one single-threaded TCG process, so two of them use both cores); adds their
-# results.
-selftests_in_vm() {
-	local label=$1 shards=$2 tree=$3 ko=$4
-	shift 4
-	local start=$SECONDS k name results pids=() dirs=()
-	for k in $(seq "$shards"); do
+# selftests_start LABEL TREE KO RUNNER_ARGS... -- VM_OPTIONS...: starts the kselftests with
+# module KO in VMs booted from the kernel tree TREE in the background, one guest per
+# RUNNER_ARGS (run_kselftest.sh's -s K/N or -t TEST options, word-split), all at once: each
+# guest is one single-threaded TCG process, so two of them use both cores.
+# selftests_collect LABEL waits for them and adds their results.
+declare -A vm_jobs vm_started
+selftests_start() {
+	local label=$1 tree=$2 ko=$3
+	shift 3
+	local guests=() k name results
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		guests+=("$1")
+		shift
+	done
+	[ $# -eq 0 ] || shift
+	vm_started[$label]=$SECONDS
+	vm_jobs[$label]=
+	for k in "${!guests[@]}"; do
 		name=$label
-		[ "$shards" = 1 ] || name=$label-$k
+		[ "${#guests[@]}" = 1 ] || name=$label-$((k + 1))
 		results=$(mktemp -d /tmp/icmp_ct-results.XXXXXX)
-		dirs+=("$name:$results")
+		# shellcheck disable=SC2086 # the runner's options, one word each
 		scripts/vm-run.sh --kernel "$tree" --results "$results" --name "$name" \
 			--env ICMP_CT_KDIR="$tree" "$@" \
 			-- env ICMP_CT_KO="$ko" RESULTS_DIR="$results" \
-			selftests/run_kselftest.sh -s "$k/$shards" >"$logdir/vm-$name.log" 2>&1 &
-		pids+=($!)
+			selftests/run_kselftest.sh ${guests[$k]} >"$logdir/vm-$name.log" 2>&1 &
+		vm_jobs[$label]+="$!:$name:$results "
 	done
-	local i status p f s tp=0 tf=0 ts=0
-	for i in "${!pids[@]}"; do
-		wait "${pids[$i]}"
+	echo "     $label selftests started in ${#guests[@]} guest(s)"
+}
+
+selftests_collect() {
+	local label=$1
+	local job pid name results status p f s tp=0 tf=0 ts=0
+	for job in ${vm_jobs[$label]}; do
+		IFS=: read -r pid name results <<<"$job"
+		wait "$pid"
 		status=$?
-		name=${dirs[$i]%%:*}
-		results=${dirs[$i]#*:}
 		sed 's/^/     /' "$logdir/vm-$name.log" | grep -E '^     (not )?ok |^     #' | head -200
 		p=0 f=0 s=0
 		if [ -r "$results/summary" ]; then
@@ -139,10 +152,48 @@ selftests_in_vm() {
 	if [ "$tf" != 0 ]; then
 		failures+=("$label: $tf selftests failed")
 	fi
-	echo "     $label selftests: $tp passed, $tf failed, $ts skipped in $((SECONDS - start)) s"
+	echo "     $label selftests: $tp passed, $tf failed, $ts skipped" \
+		"in $((SECONDS - vm_started[$label])) s"
+}
+
+# The debug kernel: the same suite on a kernel with KASAN, lockdep, PROVE_RCU,
+# DEBUG_ATOMIC_SLEEP and kmemleak, since RCU and locking bugs hide from functional tests.
+# ICMP_CT_DEBUG_KERNEL=0 leaves it out (a quicker local run); CI always runs it.
+debug_kernel=${ICMP_CT_DEBUG_KERNEL:-1}
+[ "${CI:-}" != true ] || debug_kernel=1
+debug_build=$top/.build-debug
+# Which tests, in two guests. Under TCG the debug kernel runs the suite 6-7 times slower:
+# every process the tests start costs 0.6-2 s there (fork/exec under KASAN, lockdep and
+# kmemleak), so the whole suite takes about 40 and 50 minutes in its two guests, which after
+# both kernel builds does not fit CI's 90 minutes on a fresh machine. `make check` therefore
+# runs the tests that drive the table's RCU, locking and teardown paths (module load and
+# unload, namespaces, hooks, the query tracker, table growth and eviction, rmmod under a
+# flood, RELATED lookups), split by their measured debug times; ICMP_CT_DEBUG_SUITE=full
+# (`make check-debug`) runs every test.
+if [ "${ICMP_CT_DEBUG_SUITE:-ci}" = full ]; then
+	debug_guests=("-s 1/2" "-s 2/2")
+else
+	debug_guests=(
+		"-t icmp_ct_queries.sh -t icmp_ct_netns.sh -t icmp_ct_load.sh -t icmp_ct_hooks.sh"
+		"-t icmp_ct_table.sh -t icmp_ct_rmmod_flood.sh -t icmp_ct_related.sh"
+	)
+fi
+
+# On a fresh machine both kernels must be built: the debug one is built beside everything
+# else, at the lowest priority, so that it takes only what the normal kernel's build and
+# suite leave of the two cores.
+start_debug_kernel_build() {
+	nice -n 19 scripts/kernel.sh build debug >"$logdir/debug-kernel.log" 2>&1 &
+	debug_kernel_pid=$!
+}
+
+wait_debug_kernel_build() {
+	wait "$debug_kernel_pid" || { tail -40 "$logdir/debug-kernel.log"; return 1; }
+	tail -1 "$logdir/debug-kernel.log"
 }
 
 echo "== icmp_ct checks (logs in $logdir)"
+[ "$debug_kernel" != 1 ] || start_debug_kernel_build
 step "test kernel (cached build)" scripts/kernel.sh build normal
 kdir=$(scripts/kernel.sh path normal)
 step "module builds warning-free" make -s module KDIR="$kdir" KRUSTFLAGS=-Dwarnings KCFLAGS=-Werror
@@ -157,26 +208,21 @@ step "proto host tests (cargo test)" cargo test --quiet --manifest-path rust/pro
 step "proto clippy (host)" cargo clippy --quiet --manifest-path rust/proto/Cargo.toml \
 	--all-targets -- -D warnings
 if [ -e icmp_ct.ko ]; then
-	selftests_in_vm normal 1 "$kdir" "$top/icmp_ct.ko"
+	selftests_start normal "$kdir" "$top/icmp_ct.ko" "-s 1/1"
 else
 	failed=$((failed + 1))
 	failures+=("selftests: no icmp_ct.ko to test")
 fi
-
-# The same suite on a kernel with KASAN, lockdep, PROVE_RCU, DEBUG_ATOMIC_SLEEP and
-# kmemleak: RCU and locking bugs hide from functional tests. `no5lvl`: under TCG an
-# unrelated early splat would otherwise turn lockdep off. Opt-in (`make check-debug`, or
-# ICMP_CT_DEBUG_KERNEL=1): under TCG this kernel runs the suite 6-7 times slower (about an
-# hour of guest time, half of it per guest with two), which with both kernel builds does not
-# fit CI's 90 minutes on a fresh machine, and the tests with second-scale deadlines
-# (icmp_ct_queries's keep_replied window, icmp_ct_rmmod_flood's stall detection) miss them.
-if [ "${ICMP_CT_DEBUG_KERNEL:-0}" = 1 ]; then
-	debug_build=$top/.build-debug
-	step "debug test kernel (cached build)" scripts/kernel.sh build debug
+if [ "$debug_kernel" = 1 ]; then
+	step "debug test kernel (cached build)" wait_debug_kernel_build
 	kdir_debug=$(scripts/kernel.sh path debug)
 	step "module builds against the debug kernel" build_debug_module
+	# `no5lvl`: under TCG an unrelated early splat would otherwise turn lockdep off. The
+	# debug kernel runs 6-7 times slower: ICMP_CT_TIME_SCALE stretches the tests' second-scale
+	# deadlines, TIMEOUT their limit.
 	if [ -e "$debug_build/icmp_ct.ko" ]; then
-		selftests_in_vm debug 2 "$kdir_debug" "$debug_build/icmp_ct.ko" --kmemleak \
+		selftests_start debug "$kdir_debug" "$debug_build/icmp_ct.ko" "${debug_guests[@]}" \
+			-- --kmemleak \
 			--append no5lvl --memory 3G --env ICMP_CT_TIME_SCALE=5 \
 			--env TIMEOUT=3000 --timeout 5400
 	else
@@ -184,6 +230,9 @@ if [ "${ICMP_CT_DEBUG_KERNEL:-0}" = 1 ]; then
 		failures+=("debug selftests: no debug icmp_ct.ko to test")
 	fi
 fi
+for label in normal debug; do
+	[ -z "${vm_jobs[$label]:-}" ] || selftests_collect "$label"
+done
 
 echo
 if [ "$failed" != 0 ]; then
