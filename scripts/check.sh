@@ -162,14 +162,10 @@ selftests_collect() {
 debug_kernel=${ICMP_CT_DEBUG_KERNEL:-1}
 [ "${CI:-}" != true ] || debug_kernel=1
 debug_build=$top/.build-debug
-# Which tests, in two guests. Under TCG the debug kernel runs the suite 6-7 times slower:
-# every process the tests start costs 0.6-2 s there (fork/exec under KASAN, lockdep and
-# kmemleak), so the whole suite takes about 40 and 50 minutes in its two guests, which after
-# both kernel builds does not fit CI's 90 minutes on a fresh machine. `make check` therefore
-# runs the tests that drive the table's RCU, locking and teardown paths (module load and
-# unload, namespaces, hooks, the query tracker, table growth and eviction, rmmod under a
-# flood, RELATED lookups), split by their measured debug times; ICMP_CT_DEBUG_SUITE=full
-# (`make check-debug`) runs every test.
+# Which tests, in two guests split by their measured debug times. The whole suite does not
+# fit CI's 90 minutes there after both kernel builds (Documentation/design.rst, "Testing on
+# a debug kernel"): `make check` runs the tests that drive the table's RCU, locking and
+# teardown paths; ICMP_CT_DEBUG_SUITE=full (`make check-debug`) runs every test.
 if [ "${ICMP_CT_DEBUG_SUITE:-ci}" = full ]; then
 	debug_guests=("-s 1/2" "-s 2/2")
 else
