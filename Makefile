@@ -15,7 +15,7 @@ endif
 
 MODULE_MAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM)
 
-.PHONY: all module kernel kernel-debug kdir deps check check-quick check-debug demo clean help
+.PHONY: all module kernel kernel-debug kdir deps check check-quick demo clean help
 
 all: module
 
@@ -41,10 +41,6 @@ check: deps
 check-quick: deps
 	@ICMP_CT_DEBUG_KERNEL=0 scripts/check.sh
 
-# make check with the whole suite, not only CI's selection, on the debug kernel (slow).
-check-debug: deps
-	@ICMP_CT_DEBUG_SUITE=full scripts/check.sh
-
 demo: kernel
 	@scripts/demo.sh
 
@@ -61,5 +57,4 @@ help:
 	@echo "make check      every test: static checks, host tests, the selftests in VMs on"
 	@echo "                the test kernel and on its debug build (KASAN, lockdep, kmemleak)"
 	@echo "make check-quick  the same without the debug kernel"
-	@echo "make check-debug  make check with the whole suite on the debug kernel (slow)"
 	@echo "make clean      remove build products"

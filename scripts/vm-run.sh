@@ -16,6 +16,8 @@
 #                      twice (needs CONFIG_DEBUG_KMEMLEAK) and fail if
 #                      /sys/kernel/debug/kmemleak lists anything
 #   --results DIR      results directory (default: a fresh mktemp -d)
+#   --rwdir DIR        also share host directory DIR with the guest, writable, at the same
+#                      path (repeatable), e.g. a work queue several guests take tests from
 #   --env NAME=VALUE   set in COMMAND's environment (repeatable); ICMP_CT_KO, ROUNDS and
 #                      TIMEOUT are passed on when set on the host
 #   --cpus N           guest CPUs (default 2)
@@ -73,6 +75,7 @@ memory=2G
 timeout_s=3600
 appends=()
 envs=()
+rwdirs=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernel) tree=${2:?}; shift 2 ;;
@@ -80,6 +83,7 @@ while [ $# -gt 0 ]; do
 	--name) name=${2:?}; shift 2 ;;
 	--kmemleak) kmemleak=1; shift ;;
 	--results) results=${2:?}; shift 2 ;;
+	--rwdir) rwdirs+=("${2:?}"); shift 2 ;;
 	--env) envs+=("${2:?}"); shift 2 ;;
 	--cpus) cpus=${2:?}; shift 2 ;;
 	--memory) memory=${2:?}; shift 2 ;;
@@ -145,9 +149,11 @@ depmod -a -e -F "$tree/System.map" -b "$stage" "$kver" 2>&1 | sed 's/^/vm-run: d
 			kl=/sys/kernel/debug/kmemleak
 			[ -e "$kl" ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 			if [ -e "$kl" ]; then
+				SECONDS=0
 				echo scan > "$kl"
 				cat "$kl" > "$RESULTS_DIR/kmemleak.before"
 				echo clear > "$kl"
+				echo "vm-run: kmemleak scan before COMMAND: $SECONDS s"
 			fi
 		EOF
 	fi
@@ -163,8 +169,10 @@ depmod -a -e -F "$tree/System.map" -b "$stage" "$kver" 2>&1 | sed 's/^/vm-run: d
 			[ -e "$kl" ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 			if [ -e "$kl" ]; then
 				# Objects younger than 5 s are never reported: scan, wait, scan again.
+				SECONDS=0
 				echo scan > "$kl"; sleep 6; echo scan > "$kl"; sleep 1
 				cat "$kl" > "$RESULTS_DIR/kmemleak"
+				echo "vm-run: kmemleak scans after COMMAND: $SECONDS s"
 			else
 				echo "no $kl in this kernel (CONFIG_DEBUG_KMEMLEAK off?)" > "$RESULTS_DIR/kmemleak.missing"
 			fi
@@ -199,6 +207,10 @@ vng_args=(
 )
 for a in "${appends[@]}"; do
 	vng_args+=(--append "$a")
+done
+for d in "${rwdirs[@]}"; do
+	[ -d "$d" ] || die "--rwdir $d: no such directory"
+	vng_args+=(--rwdir "$(cd "$d" && pwd)")
 done
 vng_args+=(--exec "$stage/guest.sh")
 

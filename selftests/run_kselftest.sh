@@ -3,11 +3,13 @@
 #
 # Run the icmp_ct selftests: every test in TEST_PROGS of ./Makefile, in order, or only the
 # ones given with -t; with -s K/N only every Nth of them, starting with the Kth (K from 1),
-# so that N guests can share a suite.  KTAP on stdout: each test's own output nested as "# " lines, then
-# "ok N name", "not ok N name" or "ok N name # SKIP reason".  Exit status 0 when no test
-# failed (skips are fine), 1 otherwise.
+# so that N guests can share a suite.  With -q DIR, runners that share DIR (guests given one
+# host directory) split the list as they go: each test runs once, in the first runner that
+# takes it, so that no runner idles while another still has a queue.  KTAP on stdout: each
+# test's own output nested as "# " lines, then "ok N name", "not ok N name" or
+# "ok N name # SKIP reason".  Exit status 0 when no test failed (skips are fine), 1 otherwise.
 #
-#   run_kselftest.sh [-t TEST]... [-s K/N] [-l]
+#   run_kselftest.sh [-t TEST]... [-s K/N] [-q DIR] [-l]
 #
 # Environment:
 #   ICMP_CT_KO   module to test (default: ../icmp_ct.ko relative to this directory)
@@ -27,7 +29,7 @@ cd "$BASE_DIR" || exit 1
 
 usage()
 {
-	echo "usage: $0 [-t TEST]... [-s K/N] [-l]" >&2
+	echo "usage: $0 [-t TEST]... [-s K/N] [-q DIR] [-l]" >&2
 	exit 2
 }
 
@@ -47,10 +49,12 @@ test_progs()
 
 tests=()
 shard=1/1
-while getopts "t:s:lh" opt; do
+queue=
+while getopts "t:s:q:lh" opt; do
 	case "$opt" in
 	t) tests+=("$OPTARG") ;;
 	s) shard=$OPTARG ;;
+	q) queue=$OPTARG ;;
 	l) test_progs; exit 0 ;;
 	*) usage ;;
 	esac
@@ -69,6 +73,22 @@ for i in "${!tests[@]}"; do
 	[ $((i % shard_n + 1)) = "$shard_k" ] && picked+=("${tests[$i]}")
 done
 tests=("${picked[@]}")
+if [ -n "$queue" ]; then
+	if [ ! -d "$queue" ] || [ ! -w "$queue" ]; then
+		echo "$0: -q $queue: not a writable directory" >&2
+		exit 2
+	fi
+fi
+
+# take TEST: whether this runner runs TEST: always without -q; with -q, if it is the first to
+# create QUEUE/TEST (mkdir is atomic, also through each guest's 9p mount of the same host
+# directory).  The directory records which runner took it.
+take()
+{
+	[ -z "$queue" ] && return 0
+	mkdir "$queue/$1" 2>/dev/null || return 1
+	hostname >"$queue/$1/runner"
+}
 
 timeout=${TIMEOUT:-}
 if [ -z "$timeout" ] && [ -r settings ]; then
@@ -96,8 +116,10 @@ busy_ticks()
 hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
 echo "TAP version 13"
-echo "1..${#tests[@]}"
+# With -q the plan is only known at the end (KTAP allows it there).
+[ -n "$queue" ] || echo "1..${#tests[@]}"
 for t in "${tests[@]}"; do
+	take "$t" || continue
 	num=$((num + 1))
 	name="selftests: icmp_ct: $t"
 	echo "# $name"
@@ -138,6 +160,7 @@ for t in "${tests[@]}"; do
 	rm -f "$log"
 done
 
+[ -z "$queue" ] || echo "1..$num"
 echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:$skip error:0"
 [ -z "$results" ] || echo "passed $pass failed $fail skipped $skip" >"$results/summary"
 [ "$fail" -eq 0 ]
