@@ -116,6 +116,12 @@ const struct bucket_table *icmp_ct_table_following(const struct bucket_table *tb
 unsigned int icmp_ct_table_buckets(const struct bucket_table *tbl);
 struct icmp_ct_node *icmp_ct_table_bucket(const struct bucket_table *tbl, unsigned int bucket);
 struct icmp_ct_node *icmp_ct_table_next(const struct icmp_ct_node *node);
+void icmp_ct_table_walk_enter(struct icmp_ct_table *table, struct rhashtable_iter *iter);
+void icmp_ct_table_walk_start(struct rhashtable_iter *iter);
+struct icmp_ct_node *icmp_ct_table_walk_next(struct rhashtable_iter *iter);
+void icmp_ct_table_walk_stop(struct rhashtable_iter *iter);
+void icmp_ct_table_walk_exit(struct rhashtable_iter *iter);
+void icmp_ct_cond_resched(void);
 
 struct kmem_cache *icmp_ct_entry_cache_create(void);
 struct icmp_ct_entry *icmp_ct_entry_alloc(struct kmem_cache *cache);

@@ -216,6 +216,45 @@ struct icmp_ct_node *icmp_ct_table_next(const struct icmp_ct_node *node)
 	return icmp_ct_node_of(rcu_dereference(node->head.next));
 }
 
+void icmp_ct_table_walk_enter(struct icmp_ct_table *table, struct rhashtable_iter *iter)
+{
+	rhashtable_walk_enter(&table->ht, iter);
+}
+
+void icmp_ct_table_walk_start(struct rhashtable_iter *iter)
+{
+	rhashtable_walk_start(iter);
+}
+
+/*
+ * The walk's next node, NULL at its end. A resize rewinds the walk to the start of the new
+ * bucket array (-EAGAIN): nodes may be seen again, none is missed.
+ */
+struct icmp_ct_node *icmp_ct_table_walk_next(struct rhashtable_iter *iter)
+{
+	struct icmp_ct_node *node;
+
+	do
+		node = rhashtable_walk_next(iter);
+	while (PTR_ERR_OR_ZERO(node) == -EAGAIN);
+	return IS_ERR(node) ? NULL : node;
+}
+
+void icmp_ct_table_walk_stop(struct rhashtable_iter *iter)
+{
+	rhashtable_walk_stop(iter);
+}
+
+void icmp_ct_table_walk_exit(struct rhashtable_iter *iter)
+{
+	rhashtable_walk_exit(iter);
+}
+
+void icmp_ct_cond_resched(void)
+{
+	cond_resched();
+}
+
 void icmp_ct_init_delayed_work(struct delayed_work *work, work_func_t func)
 {
 	INIT_DELAYED_WORK(work, func);

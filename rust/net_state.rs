@@ -8,9 +8,8 @@ use crate::abstractions::net::Net;
 use crate::abstractions::netfilter::{HookPoint, HookRegistration, HookSpec};
 use crate::abstractions::pernet::{PernetData, PernetId};
 use crate::abstractions::procfs::{ProcDir, ProcEntry};
-use crate::abstractions::rcu::RcuGuard;
 use crate::abstractions::sysctl::{SysctlComputed, SysctlTable};
-use crate::abstractions::table::{Cursor, Table};
+use crate::abstractions::table::Table;
 use crate::procfiles::{ConntrackFile, StatFile, TypeStatFile};
 use crate::proto::addr::Family;
 use crate::stats::{Counter, Stats, TypeStats};
@@ -88,24 +87,21 @@ impl NetState {
         self.sysctls.get(knob as usize)
     }
 
-    /// Removes every expired entry; returns how many.
+    /// Removes every expired entry; returns how many. Process context only: the walk gives
+    /// up the CPU between batches.
     pub(crate) fn collect_garbage(&self) -> u64 {
-        let rcu = RcuGuard::new();
         let now = jiffies::now();
-        let mut cursor = Cursor::default();
         let mut removed = 0u64;
-        let mut entry = self.table.cursor_first(&mut cursor, &rcu);
-        while let Some(found) = entry {
-            if self.expired(found, now) && self.table.remove(found) {
+        self.table.for_each_yielding(|entry| {
+            if self.expired(entry, now) && self.table.remove(entry) {
                 removed = removed.wrapping_add(1);
             }
-            entry = self.table.cursor_next(&mut cursor, &rcu);
-        }
+        });
         self.stats.add(Counter::Expired, removed);
         removed
     }
 
-    /// Entries in the table, after removing the expired ones.
+    /// Entries in the table, after removing the expired ones. Process context only.
     pub(crate) fn entries(&self) -> u32 {
         self.collect_garbage();
         self.table.count()

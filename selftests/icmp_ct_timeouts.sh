@@ -3,7 +3,8 @@
 #
 # ICMP entry timeouts (INTERFACE.md: "Each request refreshes the timeout", "A new timeout
 # applies to each entry from its next packet on", "Expired entries never appear",
-# ip_conntrack_count counts live entries only), and the defaults of a new namespace.
+# ip_conntrack_count counts live entries only), the defaults of a new namespace, and garbage
+# collection of thousands of entries expiring at once.
 #
 #   ns A (10.0.4.1/24) veth0 ---- veth0 (10.0.4.2/24) ns B
 #
@@ -32,7 +33,7 @@ DEFAULTS=(ip_ct_icmp_timeout=30 ip_ct_icmp_keep_replied=0 ip_ct_checksum=1
 tl_require
 
 ktap_header
-ktap_plan $((${#DEFAULTS[@]} + 3 + 1 + 3 + 4 + 3 + 2))
+ktap_plan $((${#DEFAULTS[@]} + 3 + 1 + 3 + 4 + 3 + 2 + 2))
 
 module_is_loaded || module_load || ktap_bail_out "insmod $ICMP_CT_KO failed: $MODULE_ERR"
 tl_pair A $A_IP B $B_IP || ktap_bail_out "cannot set up namespaces A and B"
@@ -124,9 +125,9 @@ req 903
 secs_between "timeout 100: a new entry has <= 100 s" 903 "$(tl_tmin 100 "$t903")" 100
 
 set_timeout 10
-t=$(tl_ms)
+t904=$(tl_ms)
 req 904
-secs_between "timeout 10: a new entry has <= 10 s" 904 "$(tl_tmin 10 "$t")" 10
+secs_between "timeout 10: a new entry has <= 10 s" 904 "$(tl_tmin 10 "$t904")" 10
 secs_between "timeout 10: the 100 s entry keeps its 100 s" 903 "$(tl_tmin 100 "$t903")" 100
 ktap_expect_eq "B's ip_ct_icmp_timeout is still 30 (per namespace)" 30 \
 	"$(sysctl_get "$B" ip_ct_icmp_timeout 2>&1)"
@@ -150,5 +151,24 @@ tl_judge_listed "timeout 6: a second request 3 s later keeps the entry past the 
 	$((a1 + 6000 + 50)) $((b0 + 6000 - 50)) -
 tl_judge_gone_after "timeout 6: gone within 2 s after the second request's deadline" \
 	$((b1 + 6000 + 50)) - 2000
+
+# Many entries expire at once: 3000 unanswered requests (one id each) with a 2 s timeout.
+# Garbage collection walks them in batches, giving up the CPU in between, while rhashtable
+# grows and then shrinks the table under the walk. Nothing is read until 1.5 s after the
+# last deadline, so the periodic collection has run by then.
+# Entry 904 (10 s) expires first, so that only the flood's entries expire in this part.
+GC_FLOOD=3000
+set_timeout 2
+tl_sleep_until $((t904 + 10000 + 1500))
+base=$(ct_count "$A")
+tl_snap "$A"
+craft "$A" --dst $B_IP --type 8 --id 20000 --id-step 1 --count $GC_FLOOD
+t1=$(tl_ms)
+tl_sleep_until $((t1 + 2000 + 1500))
+ktap_msg "ip_conntrack_buckets $buckets before, $(sysctl_get "$A" ip_conntrack_buckets 2>&1) after"
+tl_expect "timeout 2: $GC_FLOOD entries inserted, all collected as expired" "$A" \
+	new=$GC_FLOOD insert=$GC_FLOOD expired=$GC_FLOOD early_drop=0 drop=0
+ktap_expect_eq "timeout 2: after the $GC_FLOOD expired, count and listed lines are back to $base" \
+	"$base $base" "$(ct_count "$A") $(ct_lines "$A")"
 
 ktap_finished

@@ -4,9 +4,10 @@
 //! tuple in one `rhashtable` (which grows and shrinks with the number of entries), and linked
 //! into one RCU list, oldest first.
 //!
-//! Lookups and walks run under RCU without locks. Walks (the listing, garbage collection)
-//! follow the list: a walk of the hash table's buckets sees entries twice while the table is
-//! resized, and in another order after it. Insertions and removals take the table's bh-safe
+//! Lookups and walks run under RCU without locks. The listing follows the list: a walk of
+//! the hash table's buckets sees entries twice while the table is resized, and in another
+//! order after it. Garbage collection, which does not mind seeing an entry twice, follows
+//! rhashtable's walker instead, which keeps its position while it gives up the CPU. Insertions and removals take the table's bh-safe
 //! lock, so that both nodes and the list link of an entry come and go together and the entry
 //! count is exact. Removed entries are freed after an RCU grace period.
 //!
@@ -345,6 +346,9 @@ pub(crate) const INITIAL_BUCKETS: u32 = bindings::ICMP_CT_TABLE_INITIAL_BUCKETS;
 /// How many entries an insertion into a full table looks at for one to evict.
 const EVICTION_SCAN: u32 = 64;
 
+/// Nodes (two per entry) a yielding walk visits per RCU read-side section.
+const WALK_BATCH: u32 = 256;
+
 /// A connection table.
 ///
 /// # Invariants
@@ -562,6 +566,54 @@ impl Table {
     pub(crate) fn remove(&self, entry: &Entry) -> bool {
         let _writer = self.writer.lock();
         self.unlink(entry)
+    }
+
+    /// Calls `visit` with every entry, giving up the CPU and the RCU read-side section
+    /// between batches of [`WALK_BATCH`] nodes, so that a walk of millions of entries neither
+    /// holds a CPU nor delays grace periods. Process context only. Follows rhashtable's
+    /// resumable walker, not the list: a list position is lost once RCU is released, a walker
+    /// position is not. An entry in the table during the whole walk is visited at least
+    /// once; a resize meanwhile makes the walk see entries again.
+    pub(crate) fn for_each_yielding(&self, mut visit: impl FnMut(&Entry)) {
+        let iter = core::pin::pin!(Opaque::<bindings::rhashtable_iter>::uninit());
+        let iter = iter.get();
+        // SAFETY: the table is live; `iter` is pinned in this frame and exited below, on the
+        // only way out of this function.
+        unsafe { bindings::icmp_ct_table_walk_enter(self.raw(), iter) };
+        // SAFETY: entered above and not started.
+        unsafe { bindings::icmp_ct_table_walk_start(iter) };
+        let mut batch = 0u32;
+        loop {
+            // SAFETY: started (RCU held).
+            let node = unsafe { bindings::icmp_ct_table_walk_next(iter) };
+            let Some(node) = NonNull::new(node) else {
+                break;
+            };
+            // SAFETY: a node found in the table under the walk's RCU section: its entry is
+            // freed only after a grace period, which that section holds off until the next
+            // stop; `visit` cannot keep the reference beyond its call.
+            let (entry, dir) = unsafe { Entry::from_node(node) };
+            if dir == Dir::Original {
+                visit(entry);
+            }
+            batch = batch.wrapping_add(1);
+            if batch >= WALK_BATCH {
+                batch = 0;
+                // SAFETY: started; the walker keeps its position across stop and start (a
+                // removed position rewinds its bucket); process context may reschedule with
+                // RCU released.
+                unsafe {
+                    bindings::icmp_ct_table_walk_stop(iter);
+                    bindings::icmp_ct_cond_resched();
+                    bindings::icmp_ct_table_walk_start(iter);
+                }
+            }
+        }
+        // SAFETY: started, then stopped and exited once, before `iter` goes out of scope.
+        unsafe {
+            bindings::icmp_ct_table_walk_stop(iter);
+            bindings::icmp_ct_table_walk_exit(iter);
+        }
     }
 
     /// Positions `cursor` on the oldest entry.
