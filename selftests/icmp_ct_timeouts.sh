@@ -161,6 +161,7 @@ GC_FLOOD=3000
 set_timeout 2
 tl_sleep_until $((t904 + 10000 + 1500))
 base=$(ct_count "$A")
+buckets=$(sysctl_get "$A" ip_conntrack_buckets 2>&1)
 tl_snap "$A"
 craft "$A" --dst $B_IP --type 8 --id 20000 --id-step 1 --count $GC_FLOOD
 t1=$(tl_ms)

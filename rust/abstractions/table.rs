@@ -7,9 +7,10 @@
 //! Lookups and walks run under RCU without locks. The listing follows the list: a walk of
 //! the hash table's buckets sees entries twice while the table is resized, and in another
 //! order after it. Garbage collection, which does not mind seeing an entry twice, follows
-//! rhashtable's walker instead, which keeps its position while it gives up the CPU. Insertions and removals take the table's bh-safe
-//! lock, so that both nodes and the list link of an entry come and go together and the entry
-//! count is exact. Removed entries are freed after an RCU grace period.
+//! rhashtable's walker instead, which keeps its position while it gives up the CPU.
+//! Insertions and removals take the table's bh-safe lock, so that both nodes and the list
+//! link of an entry come and go together and the entry count is exact. Removed entries are
+//! freed after an RCU grace period.
 //!
 //! An entry stores its original tuple only; the key of its reply node is computed from it
 //! ([`Tuple::reply`]) by the hash and compare callbacks below, which rhashtable calls.
