@@ -51,36 +51,31 @@ void icmp_ct_hook_ops_init(struct nf_hook_ops *ops, nf_hookfn *hook, u8 pf,
 
 /*
  * The connection table. Each entry is hashed twice, by its original and by its reply tuple,
- * in one rhashtable, and linked into one list, oldest first, that walks follow: a walk of the
- * hash table itself sees entries twice while it is resized. An entry stores only its
- * original tuple; the Rust code computes a node's key from it (icmp_ct_node_hash and
- * icmp_ct_node_cmp below). The key is the tuple's bytes, so it has no padding. IPv4 addresses
- * are stored IPv4-mapped (::ffff:a.b.c.d), which no IPv6 packet carries, so the family needs
- * no byte of its own.
+ * in one rhashtable (once when both are the same), and linked into one list, oldest first,
+ * that walks follow: a walk of the hash table itself sees entries twice while it is resized.
+ * An entry stores only its original key; the Rust code computes a node's key from it
+ * (icmp_ct_node_hash and icmp_ct_node_cmp below). A key is a tuple as ten words, family
+ * included (rust/proto/key.rs).
  */
-struct icmp_ct_tuple {
-	__u8 src[16];
-	__u8 dst[16];
-	__u8 protocol;
-	__u8 icmp_type;
-	__u8 icmp_code;
-	__u8 l4[4]; /* ICMP id, or source and destination port: network byte order */
+struct icmp_ct_key {
+	__u32 w[10];
 };
 
 /* One direction of an entry, as hashed: node[dir] of its entry. */
 struct icmp_ct_node {
 	struct rhash_head head;
 	__u8 dir; /* 0: original, 1: reply */
+	__u8 single; /* node 0 of an entry whose reply key is its original key */
 };
 
 /* Owned by the Rust code; only its layout is shared, for the table's parameters. */
 struct icmp_ct_entry {
 	struct icmp_ct_node node[2];
 	struct list_head list; /* in icmp_ct_table.entries while hashed */
-	struct icmp_ct_tuple tuple; /* the original direction's */
-	__u64 state; /* packed flow state, updated with atomics */
+	struct icmp_ct_key key; /* the original direction's */
+	__u64 state; /* packed flow state and life (rust/proto/entry_word.rs), atomics only */
 	__u32 deadline; /* low 32 bits of jiffies; timeouts stay below 2^31 jiffies */
-	__u32 teardown; /* 1 once unlinked */
+	__u32 unlinked; /* 1 once taken out of the table (under the table's writer lock) */
 	struct rcu_head rcu;
 };
 
@@ -99,12 +94,13 @@ int icmp_ct_node_cmp(struct rhashtable_compare_arg *arg, const void *node);
 #endif
 
 int icmp_ct_table_init(struct icmp_ct_table *table);
+void icmp_ct_table_stop_resizing(struct icmp_ct_table *table);
 void icmp_ct_table_destroy(struct icmp_ct_table *table);
 u32 icmp_ct_key_hash(const void *key, u32 len, u32 seed);
 struct icmp_ct_node *icmp_ct_table_lookup(struct icmp_ct_table *table,
-					  const struct icmp_ct_tuple *key);
+					  const struct icmp_ct_key *key);
 int icmp_ct_table_insert(struct icmp_ct_table *table, struct icmp_ct_node *node,
-			 const struct icmp_ct_tuple *key);
+			 const struct icmp_ct_key *key);
 int icmp_ct_table_remove(struct icmp_ct_table *table, struct icmp_ct_node *node);
 void icmp_ct_table_link(struct icmp_ct_table *table, struct icmp_ct_entry *entry);
 void icmp_ct_table_unlink(struct icmp_ct_entry *entry);

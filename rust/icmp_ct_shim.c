@@ -123,12 +123,12 @@ bool icmp_ct_skb_is_notrack(const struct sk_buff *skb)
 
 u32 icmp_ct_key_hash(const void *key, u32 len, u32 seed)
 {
-	return jhash(key, len, seed);
+	return jhash2(key, len / sizeof(u32), seed);
 }
 
 static const struct rhashtable_params icmp_ct_table_params = {
 	.head_offset = offsetof(struct icmp_ct_node, head),
-	.key_len = sizeof(struct icmp_ct_tuple),
+	.key_len = sizeof(struct icmp_ct_key),
 	.hashfn = icmp_ct_key_hash,
 	.obj_hashfn = icmp_ct_node_hash,
 	.obj_cmpfn = icmp_ct_node_cmp,
@@ -143,19 +143,25 @@ int icmp_ct_table_init(struct icmp_ct_table *table)
 	return rhashtable_init(&table->ht, &icmp_ct_table_params);
 }
 
+/* The deferred resize may still be rehashing entries: stop it before they are freed. */
+void icmp_ct_table_stop_resizing(struct icmp_ct_table *table)
+{
+	cancel_work_sync(&table->ht.run_work);
+}
+
 void icmp_ct_table_destroy(struct icmp_ct_table *table)
 {
 	rhashtable_destroy(&table->ht);
 }
 
 struct icmp_ct_node *icmp_ct_table_lookup(struct icmp_ct_table *table,
-					  const struct icmp_ct_tuple *key)
+					  const struct icmp_ct_key *key)
 {
 	return rhashtable_lookup(&table->ht, key, icmp_ct_table_params);
 }
 
 int icmp_ct_table_insert(struct icmp_ct_table *table, struct icmp_ct_node *node,
-			 const struct icmp_ct_tuple *key)
+			 const struct icmp_ct_key *key)
 {
 	return rhashtable_lookup_insert_key(&table->ht, key, &node->head, icmp_ct_table_params);
 }

@@ -9,8 +9,8 @@ use crate::abstractions::netfilter::{HookPoint, HookRegistration, HookSpec};
 use crate::abstractions::pernet::{PernetData, PernetId};
 use crate::abstractions::procfs::{ProcDir, ProcEntry};
 use crate::abstractions::sysctl::{SysctlComputed, SysctlTable};
-use crate::abstractions::table::Table;
-use crate::procfiles::{ConntrackFile, StatFile, TypeStatFile};
+use crate::abstractions::table::{Listing, Table};
+use crate::procfiles::{StatFile, TypeStatFile};
 use crate::proto::addr::Family;
 use crate::stats::{Counter, Stats, TypeStats};
 use crate::sysctls::{self, Knob};
@@ -57,9 +57,20 @@ const HOOKS: [HookSpec; 8] = {
     [a, b, c, d, e, f, g, h]
 };
 
-/// How often garbage collection removes expired entries, in seconds. Expired entries are
-/// never matched or listed in between; collection only returns their memory.
-const GC_INTERVAL_SECS: u32 = 1;
+/// Garbage collection runs in slices, [`GC_SLICES_PER_SEC`] a second, each visiting a part
+/// of the table, so that a pass over the whole table takes at most [`GC_PASS_SECS`] (a
+/// table of up to [`GC_SLICE_MIN_NODES`] nodes is walked whole by every slice). Expired
+/// entries are never matched or listed in between; collection only returns their memory and
+/// takes them off `ip_conntrack_count`.
+const GC_SLICES_PER_SEC: u32 = 4;
+/// The longest pass over the table.
+const GC_PASS_SECS: u32 = 30;
+/// Nodes every slice may visit, however small the table.
+const GC_SLICE_MIN_NODES: u32 = 4096;
+/// A slice that removed more than one in this many of the nodes it visited...
+const GC_BUSY_FRACTION: u32 = 8;
+/// ...is followed by the next after this many jiffies.
+const GC_BUSY_DELAY: u32 = 1;
 
 /// One namespace's icmp_ct.
 ///
@@ -87,23 +98,33 @@ impl NetState {
         self.sysctls.get(knob as usize)
     }
 
-    /// Removes every expired entry; returns how many. Process context only: the walk gives
-    /// up the CPU between batches.
-    pub(crate) fn collect_garbage(&self) -> u64 {
+    /// One slice of garbage collection: removes the expired entries among the next nodes of
+    /// its walk, enough of them that a pass over the table takes at most [`GC_PASS_SECS`].
+    /// Returns the delay until the next slice, shorter when many entries expire. Process
+    /// context only.
+    fn collect_garbage(&self) -> u32 {
         let now = jiffies::now();
-        let mut removed = 0u64;
-        self.table.for_each_yielding(|entry| {
-            if self.expired(entry, now) && self.table.remove(entry) {
-                removed = removed.wrapping_add(1);
+        let nodes = self.table.count().saturating_mul(2);
+        let budget = (nodes / (GC_PASS_SECS * GC_SLICES_PER_SEC)).max(GC_SLICE_MIN_NODES);
+        let mut removed = 0u32;
+        let slice = self.table.collect_slice(budget, |entry| {
+            if entry.expired(now) && entry.remove() {
+                removed = removed.saturating_add(1);
             }
         });
-        self.stats.add(Counter::Expired, removed);
-        removed
+        self.stats.add(Counter::Expired, removed.into());
+        // Expiries come in waves (a flood's entries time out together): while a slice finds
+        // many, collect again soon, as nf_conntrack's gc_worker does.
+        if !slice.pass_done && removed.saturating_mul(GC_BUSY_FRACTION) > slice.visited {
+            GC_BUSY_DELAY
+        } else {
+            jiffies::HZ / GC_SLICES_PER_SEC
+        }
     }
 
-    /// Entries in the table, after removing the expired ones. Process context only.
+    /// Entries in the table, expired ones included until garbage collection removes them
+    /// (as nf_conntrack's count): a constant-time read.
     pub(crate) fn entries(&self) -> u32 {
-        self.collect_garbage();
         self.table.count()
     }
 }
@@ -127,7 +148,7 @@ impl PernetData for NetState {
             0o444,
         )?;
         let conntrack_file =
-            ProcEntry::seq::<ConntrackFile>(net, ProcDir::Net, c_str!("ip_conntrack"), 0o440)?;
+            ProcEntry::seq::<Listing<NetState>>(net, ProcDir::Net, c_str!("ip_conntrack"), 0o440)?;
         // Last, so that no packet is seen before the rest exists.
         let hooks = HookRegistration::new::<NetState>(net, &HOOKS)?;
         let state = KBox::new(
@@ -144,10 +165,13 @@ impl PernetData for NetState {
             },
             GFP_KERNEL,
         )?;
-        state
-            .gc
-            .schedule(jiffies::from_secs(GC_INTERVAL_SECS).into());
         Ok(state)
+    }
+
+    fn published(&self) {
+        // Not before: the work finds the state through the namespace, and stops for good if
+        // it is not there yet.
+        self.gc.schedule((jiffies::HZ / GC_SLICES_PER_SEC).into());
     }
 
     fn pre_exit(&self) {
@@ -158,8 +182,7 @@ impl PernetData for NetState {
 
 impl PeriodicWork for NetState {
     fn run(&self) -> u64 {
-        self.collect_garbage();
-        jiffies::from_secs(GC_INTERVAL_SECS).into()
+        self.collect_garbage().into()
     }
 }
 

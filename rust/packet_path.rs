@@ -14,7 +14,7 @@ use crate::abstractions::jiffies;
 use crate::abstractions::netfilter::{HookPoint, NetHooks, Verdict};
 use crate::abstractions::rcu::RcuGuard;
 use crate::abstractions::skb::SkBuff;
-use crate::abstractions::table::{Dir, Entry, Eviction, InsertError, NewEntry};
+use crate::abstractions::table::{Dir, EntryRef, Eviction, InsertError, NewEntry};
 use crate::bindings;
 use crate::net_state::NetState;
 use crate::packet::Packet;
@@ -62,8 +62,26 @@ impl NetHooks for NetState {
 
 /// A live (not expired) entry found for a tuple.
 struct Found<'a> {
-    entry: &'a Entry,
+    entry: EntryRef<'a>,
     dir: Dir,
+    /// Its state word when it was found, live.
+    word: u64,
+}
+
+/// What a packet does to the entry it matched: its new state word, the timeout to restart,
+/// whether it ends the entry.
+struct Update {
+    word: u64,
+    timeout: Option<TimeoutKind>,
+    destroy: bool,
+}
+
+/// Whether an update reached its entry.
+enum Applied {
+    /// Applied, or nothing to apply.
+    Done,
+    /// The entry stopped being live under us: look the tuple up again.
+    Gone,
 }
 
 impl NetState {
@@ -151,13 +169,14 @@ impl NetState {
         }
     }
 
-    /// Looks `tuple` up, ignoring expired entries.
+    /// Looks `tuple` up, ignoring expired entries and entries not (or no longer) live.
     fn find<'a>(&'a self, tuple: &Tuple, rcu: &'a RcuGuard) -> Option<Found<'a>> {
         let (entry, dir) = self.table.lookup(tuple, rcu)?;
-        if self.expired(entry, jiffies::now()) {
+        let word = entry.state().load(Ordering::Acquire);
+        if !entry_word::is_live(word) || entry.expired(jiffies::now()) {
             return None;
         }
-        Some(Found { entry, dir })
+        Some(Found { entry, dir, word })
     }
 
     /// [`Self::find`] for classification, which counts what it finds.
@@ -169,20 +188,13 @@ impl NetState {
         found
     }
 
-    /// Whether `entry` has expired at `now`.
-    pub(crate) fn expired(&self, entry: &Entry, now: u32) -> bool {
-        jiffies::reached(entry.deadline().load(Ordering::Relaxed), now)
-    }
-
     fn classify(&self, point: HookPoint, packet: &Packet, rcu: &RcuGuard) -> State {
         match packet {
             Packet::Fragment { .. } | Packet::NotTracked => State::Untracked,
             Packet::Invalid { reason, .. } => State::Invalid(*reason),
             Packet::Icmp { tuple, kind, .. } => {
                 let found = self.find_counted(tuple, rcu);
-                let state = found
-                    .as_ref()
-                    .map(|f| entry_word::unpack_icmp(f.entry.state().load(Ordering::Relaxed)));
+                let state = found.as_ref().map(|f| entry_word::unpack_icmp(f.word));
                 let lookup = query_lookup(found.as_ref().map(|f| f.dir), state.as_ref());
                 icmp_state::classify_query(*kind, lookup, self.keep_replied()).state
             }
@@ -251,7 +263,7 @@ impl NetState {
                 if let Some(found) = self.find(embedded, &rcu) {
                     if error_decision(Some(&found), embedded.family, *icmp_type, *code)
                         .destroy_entry
-                        && self.table.remove(found.entry)
+                        && found.entry.remove()
                     {
                         self.stats.inc(Counter::DestroyedOnError);
                     }
@@ -269,53 +281,38 @@ impl NetState {
 
     fn confirm_query(&self, tuple: &Tuple, kind: IcmpKind, rcu: &RcuGuard) -> Verdict {
         let keep_replied = self.keep_replied();
-        // A lost race with another CPU inserting the same entry: apply to the winner's.
+        let timeout = TimeoutKind::icmp(tuple.family);
+        // A lost race with another CPU (inserting the same entry, or ending the one found):
+        // look again, once.
         for _ in 0..2 {
             let Some(found) = self.find(tuple, rcu) else {
                 let decision = icmp_state::classify_query(kind, Lookup::None, keep_replied);
                 let QueryAction::Create(state) = decision.action else {
                     return Verdict::Accept;
                 };
-                if tuple.reply().is_none() {
-                    return Verdict::Accept;
-                }
-                let deadline = self.timeout_deadline(TimeoutKind::icmp(tuple.family));
-                match self.insert(tuple, entry_word::pack_icmp(state), deadline) {
-                    Err(InsertError::Clash) => continue,
-                    Err(InsertError::Full) => return Verdict::Drop,
-                    Ok(()) => return Verdict::Accept,
+                match self.create(tuple, entry_word::pack_icmp(state), timeout) {
+                    Some(verdict) => return verdict,
+                    None => continue,
                 }
             };
-            let word = found.entry.state();
-            let mut current = word.load(Ordering::Relaxed);
-            loop {
-                let state = entry_word::unpack_icmp(current);
+            let applied = self.apply(&found, |word| {
+                let state = entry_word::unpack_icmp(word);
                 let lookup = query_lookup(Some(found.dir), Some(&state));
-                let decision = icmp_state::classify_query(kind, lookup, keep_replied);
-                let QueryAction::Update {
-                    entry,
-                    refresh,
-                    destroy,
-                } = decision.action
-                else {
-                    return Verdict::Accept;
-                };
-                let new = entry_word::pack_icmp(entry);
-                match word.compare_exchange(current, new, Ordering::AcqRel, Ordering::Relaxed) {
-                    Ok(_) => {
-                        if refresh {
-                            found.entry.deadline().store(
-                                self.timeout_deadline(TimeoutKind::icmp(tuple.family)),
-                                Ordering::Relaxed,
-                            );
-                        }
-                        if destroy && self.table.remove(found.entry) {
-                            self.stats.inc(Counter::DestroyedOnReply);
-                        }
-                        return Verdict::Accept;
-                    }
-                    Err(actual) => current = actual,
+                match icmp_state::classify_query(kind, lookup, keep_replied).action {
+                    QueryAction::Update {
+                        entry,
+                        refresh,
+                        destroy,
+                    } => Some(Update {
+                        word: entry_word::pack_icmp(entry),
+                        timeout: refresh.then_some(timeout),
+                        destroy,
+                    }),
+                    _ => None,
                 }
+            });
+            if let Applied::Done = applied {
+                return Verdict::Accept;
             }
         }
         Verdict::Accept
@@ -328,37 +325,83 @@ impl NetState {
                 let FlowAction::Create(update) = decision.action else {
                     return Verdict::Accept;
                 };
-                if tuple.reply().is_none() {
-                    return Verdict::Accept;
-                }
-                let deadline = self.timeout_deadline(update.timeout);
-                match self.insert(tuple, entry_word::pack_flow(update.entry), deadline) {
-                    Err(InsertError::Clash) => continue,
-                    Err(InsertError::Full) => return Verdict::Drop,
-                    Ok(()) => return Verdict::Accept,
+                match self.create(tuple, entry_word::pack_flow(update.entry), update.timeout) {
+                    Some(verdict) => return verdict,
+                    None => continue,
                 }
             };
-            let word = found.entry.state();
-            let mut current = word.load(Ordering::Relaxed);
-            loop {
-                let decision = self.flow_decision(tuple, tcp, flow_lookup_word(found.dir, current));
-                let FlowAction::Update(update) = decision.action else {
-                    return Verdict::Accept;
-                };
-                let new = entry_word::pack_flow(update.entry);
-                match word.compare_exchange(current, new, Ordering::AcqRel, Ordering::Relaxed) {
-                    Ok(_) => {
-                        found
-                            .entry
-                            .deadline()
-                            .store(self.timeout_deadline(update.timeout), Ordering::Relaxed);
-                        return Verdict::Accept;
-                    }
-                    Err(actual) => current = actual,
+            let applied = self.apply(&found, |word| {
+                match self
+                    .flow_decision(tuple, tcp, flow_lookup_word(found.dir, word))
+                    .action
+                {
+                    FlowAction::Update(update) => Some(Update {
+                        word: entry_word::pack_flow(update.entry),
+                        timeout: Some(update.timeout),
+                        destroy: false,
+                    }),
+                    _ => None,
                 }
+            });
+            if let Applied::Done = applied {
+                return Verdict::Accept;
             }
         }
         Verdict::Accept
+    }
+
+    /// Creates the entry of a NEW packet; `None` when another CPU inserted it first (look it
+    /// up again), else the packet's verdict.
+    fn create(&self, tuple: &Tuple, word: u64, timeout: TimeoutKind) -> Option<Verdict> {
+        if tuple.reply().is_none() {
+            return Some(Verdict::Accept);
+        }
+        match self.insert(tuple, word, self.timeout_deadline(timeout)) {
+            Err(InsertError::Clash) => None,
+            Err(InsertError::Full) => Some(Verdict::Drop),
+            Ok(()) => Some(Verdict::Accept),
+        }
+    }
+
+    /// Applies what `decide` makes of the entry's state word to `found`, in one
+    /// compare-and-swap: the word, and the mark that the entry is dying when the packet ends
+    /// it, so that no packet counted after that is lost with it. Stores that change nothing
+    /// are skipped.
+    fn apply(&self, found: &Found<'_>, decide: impl Fn(u64) -> Option<Update>) -> Applied {
+        let word = found.entry.state();
+        let mut current = found.word;
+        loop {
+            if !entry_word::is_live(current) {
+                return Applied::Gone;
+            }
+            let Some(update) = decide(current) else {
+                return Applied::Done;
+            };
+            let new = if update.destroy {
+                entry_word::dying(update.word)
+            } else {
+                update.word
+            };
+            if new != current {
+                if let Err(actual) =
+                    word.compare_exchange(current, new, Ordering::AcqRel, Ordering::Relaxed)
+                {
+                    current = actual;
+                    continue;
+                }
+            }
+            if let Some(timeout) = update.timeout {
+                let deadline = self.timeout_deadline(timeout);
+                if found.entry.deadline().load(Ordering::Relaxed) != deadline {
+                    found.entry.deadline().store(deadline, Ordering::Relaxed);
+                }
+            }
+            if update.destroy {
+                found.entry.remove_dying();
+                self.stats.inc(Counter::DestroyedOnReply);
+            }
+            return Applied::Done;
+        }
     }
 
     /// Inserts a new entry, making room when the table is full. `Err(Full)` means the packet
@@ -371,7 +414,7 @@ impl NetState {
         let limit = u32::try_from(self.sysctl(Knob::ConntrackMax)).unwrap_or(0);
         let now = jiffies::now();
         let result = self.table.insert(new, limit, |entry| {
-            if self.expired(entry, now) {
+            if entry.expired(now) {
                 Eviction::Expired
             } else if entry_word::is_unreplied(entry.state().load(Ordering::Relaxed)) {
                 Eviction::EarlyDrop
@@ -411,7 +454,7 @@ fn error_decision(
     let lookup = match found {
         None => ErrorLookup::NoEntry,
         Some(f) => ErrorLookup::Entry {
-            replied: !entry_word::is_unreplied(f.entry.state().load(Ordering::Relaxed)),
+            replied: !entry_word::is_unreplied(f.word),
         },
     };
     icmp_error::classify_error(family, icmp_type, code, lookup)
@@ -428,7 +471,7 @@ fn query_lookup<'a>(dir: Option<Dir>, state: Option<&'a icmp_state::IcmpEntrySta
 fn flow_lookup(found: Option<&Found<'_>>) -> FlowLookup {
     match found {
         None => FlowLookup::None,
-        Some(f) => flow_lookup_word(f.dir, f.entry.state().load(Ordering::Relaxed)),
+        Some(f) => flow_lookup_word(f.dir, f.word),
     }
 }
 

@@ -3,9 +3,8 @@
 //! The procfs files: `/proc/net/ip_conntrack` and `/proc/net/stat/icmp_ct`.
 
 use crate::abstractions::jiffies;
-use crate::abstractions::procfs::{ProcSeq, ProcShow, SeqWriter};
-use crate::abstractions::rcu::RcuGuard;
-use crate::abstractions::table::{Cursor, Entry};
+use crate::abstractions::procfs::{ProcShow, SeqWriter};
+use crate::abstractions::table::{Entry, Table, TableListing};
 use crate::net_state::NetState;
 use crate::proto::addr::Family;
 use crate::proto::conntrack_line::{self, LineEntry};
@@ -57,54 +56,19 @@ impl ProcShow for TypeStatFile {
 }
 
 /// `/proc/net/ip_conntrack`: one line per live entry, the tutorial's format.
-pub(crate) struct ConntrackFile;
-
-impl ConntrackFile {
-    /// Moves on from `entry` to the first entry that has not expired.
-    fn skip_expired<'a>(
-        data: &'a NetState,
-        cursor: &mut Cursor,
-        mut entry: Option<&'a Entry>,
-        now: u32,
-        rcu: &'a RcuGuard,
-    ) -> Option<&'a Entry> {
-        while let Some(found) = entry {
-            if !data.expired(found, now) {
-                return Some(found);
-            }
-            entry = data.table.cursor_next(cursor, rcu);
-        }
-        None
-    }
-}
-
-impl ProcSeq for ConntrackFile {
-    type Data = NetState;
-    type Cursor = Cursor;
-
-    fn start(data: &NetState, cursor: &mut Cursor, pos: u64, rcu: &RcuGuard) -> bool {
-        let now = jiffies::now();
-        let first = data.table.cursor_first(cursor, rcu);
-        let mut entry = Self::skip_expired(data, cursor, first, now, rcu);
-        let mut skip = pos;
-        while skip > 0 && entry.is_some() {
-            skip = skip.wrapping_sub(1);
-            let next = data.table.cursor_next(cursor, rcu);
-            entry = Self::skip_expired(data, cursor, next, now, rcu);
-        }
-        entry.is_some()
+impl TableListing for NetState {
+    fn table(&self) -> &Table {
+        &self.table
     }
 
-    fn next(data: &NetState, cursor: &mut Cursor, rcu: &RcuGuard) -> bool {
-        let next = data.table.cursor_next(cursor, rcu);
-        Self::skip_expired(data, cursor, next, jiffies::now(), rcu).is_some()
+    fn listed(&self, entry: &Entry, now: u32) -> bool {
+        entry.is_live() && !entry.expired(now)
     }
 
-    fn show(data: &NetState, cursor: &Cursor, rcu: &RcuGuard, out: &mut SeqWriter) -> fmt::Result {
-        let Some(entry) = data.table.cursor_entry(cursor, rcu) else {
+    fn show_entry(&self, entry: &Entry, out: &mut SeqWriter) -> fmt::Result {
+        let Some(tuple) = entry.original() else {
             return Ok(());
         };
-        let tuple = entry.original();
         let word = entry.state().load(Ordering::Relaxed);
         let (assured, tcp_state) = match tuple.l4 {
             L4::Icmp { .. } => (false, None),

@@ -45,6 +45,10 @@ pub(crate) trait PernetData: Sized + Send + Sync + 'static {
     /// Creates the namespace's state; an error makes the namespace creation fail.
     fn init(net: &Net) -> Result<KBox<Self>>;
 
+    /// Called once the state returned by `init` is reachable through the namespace
+    /// ([`data`]): the place to start work that looks it up there.
+    fn published(&self) {}
+
     /// Called before the state is dropped; an RCU grace period follows before the drop.
     fn pre_exit(&self);
 }
@@ -85,7 +89,10 @@ unsafe extern "C" fn init_callback<T: PernetData>(net: *mut bindings::net) -> co
         let data = T::init(net)?;
         // SAFETY: we are in `init` for `net`.
         let slot = unsafe { slot::<T>(net) };
-        slot.store(KBox::into_raw(data), Ordering::Release);
+        let data = KBox::into_raw(data);
+        slot.store(data, Ordering::Release);
+        // SAFETY: just stored; only `exit`, which cannot run before `init` returns, frees it.
+        unsafe { (*data).published() };
         Ok(0)
     })
 }

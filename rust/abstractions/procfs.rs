@@ -44,12 +44,14 @@ pub(crate) trait ProcShow {
 /// A file of records walked under RCU, one `show` call per record.
 ///
 /// The walk's position is a `Cursor` kept in the open file's private area; it is valid only
-/// between one `start` and the following `stop` (one RCU read-side section).
+/// between one `start` and the following `stop` (one RCU read-side section), and reset to
+/// its default at both.
 pub(crate) trait ProcSeq {
     /// The namespace state the file shows.
     type Data: PernetData;
-    /// A position in the walk; plain data (`Copy`), overwritten by every `start`.
-    type Cursor: Copy + Default;
+    /// A position in the walk, reset by every `start` and `stop`; its default is what
+    /// all-zero bytes are (the area is zeroed when the file is opened).
+    type Cursor: Default;
     /// Positions `cursor` on record `pos` (0 for the first); false if there is none.
     fn start(data: &Self::Data, cursor: &mut Self::Cursor, pos: u64, rcu: &RcuGuard) -> bool;
     /// Moves `cursor` to the next record; false if there is none.
@@ -148,7 +150,8 @@ unsafe extern "C" fn seq_start<F: ProcSeq>(
     let pos = u64::try_from(unsafe { *pos }).unwrap_or(u64::MAX);
     // SAFETY: per this function's contract.
     let cursor = unsafe { seq_cursor::<F>(seq) };
-    *cursor = F::Cursor::default();
+    // SAFETY: `cursor` is valid for writes; not dropped first: a zeroed area holds no value.
+    unsafe { core::ptr::write(cursor, F::Cursor::default()) };
     // SAFETY: per this function's contract.
     let found =
         unsafe { seq_data::<F::Data>(seq) }.is_some_and(|data| F::start(data, cursor, pos, &rcu));
@@ -187,7 +190,10 @@ unsafe extern "C" fn seq_next<F: ProcSeq>(
 /// # Safety
 ///
 /// Called by `seq_file` after `start`.
-unsafe extern "C" fn seq_stop<F: ProcSeq>(_seq: *mut bindings::seq_file, _v: *mut c_void) {
+unsafe extern "C" fn seq_stop<F: ProcSeq>(seq: *mut bindings::seq_file, _v: *mut c_void) {
+    // SAFETY: per this function's contract; `start` wrote a cursor there. A position is
+    // only valid within the section that ends here.
+    unsafe { *seq_cursor::<F>(seq) = F::Cursor::default() };
     // SAFETY: `start` entered the section and left it open for us to close.
     drop(unsafe { RcuGuard::assume_entered() });
 }

@@ -48,13 +48,18 @@ impl<T> SpinLockBh<T> {
     pub(crate) fn lock(&self) -> SpinLockBhGuard<'_, T> {
         // SAFETY: the lock was initialised in `new`.
         unsafe { bindings::icmp_ct_spin_lock_bh(self.inner.lock.get()) };
-        SpinLockBhGuard { lock: self }
+        SpinLockBhGuard {
+            lock: self,
+            _not_send: core::marker::PhantomData,
+        }
     }
 }
 
-/// Access to the data of a held [`SpinLockBh`].
+/// Access to the data of a held [`SpinLockBh`]. Not `Send`: the lock must be released on
+/// the CPU context that took it, with bottom halves enabled again there.
 pub(crate) struct SpinLockBhGuard<'a, T> {
     lock: &'a SpinLockBh<T>,
+    _not_send: core::marker::PhantomData<*mut ()>,
 }
 
 impl<T> core::ops::Deref for SpinLockBhGuard<'_, T> {

@@ -1,108 +1,44 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! A namespace's connection table: entries hashed by both their original and their reply
-//! tuple in one `rhashtable` (which grows and shrinks with the number of entries), and linked
+//! key in one `rhashtable` (which grows and shrinks with the number of entries), and linked
 //! into one RCU list, oldest first.
 //!
 //! Lookups and walks run under RCU without locks. The listing follows the list: a walk of
 //! the hash table's buckets sees entries twice while the table is resized, and in another
 //! order after it. Garbage collection, which does not mind seeing an entry twice, follows
 //! rhashtable's walker instead, which keeps its position while it gives up the CPU.
-//! Insertions and removals take the table's bh-safe lock, so that both nodes and the list
-//! link of an entry come and go together and the entry count is exact. Removed entries are
-//! freed after an RCU grace period.
+//! Insertions and removals take the table's bh-safe lock, so that the nodes and the list
+//! link of an entry come and go together. Removed entries are freed after an RCU grace
+//! period.
 //!
-//! An entry stores its original tuple only; the key of its reply node is computed from it
-//! ([`Tuple::reply`]) by the hash and compare callbacks below, which rhashtable calls.
+//! An entry's life is in its state word ([`entry_word`]): it is inserted unconfirmed, so that
+//! nobody matches or removes it before both its nodes are in (a failed insertion frees it,
+//! and only that path does), and it is marked dying by whoever ends it, in one atomic step,
+//! before it is unlinked. An entry stores its original key only; the key of its reply node is
+//! computed from it ([`Key::reply`]) by the hash and compare callbacks below, which
+//! rhashtable calls. A flow whose reply key is its original key has one node.
 
+use crate::abstractions::jiffies;
+use crate::abstractions::pernet::PernetData;
+use crate::abstractions::procfs::{ProcSeq, SeqWriter};
 use crate::abstractions::rcu::RcuGuard;
 use crate::abstractions::slab;
 use crate::abstractions::spinlock_bh::SpinLockBh;
 use crate::bindings;
-use crate::proto::addr::{Addr, Family};
-use crate::proto::tuple::{Tuple, L4};
+use crate::proto::entry_word;
+use crate::proto::key::Key;
+use crate::proto::tuple::Tuple;
+use core::cell::UnsafeCell;
+use core::fmt;
+use core::marker::PhantomData;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::types::Opaque;
 
-/// The IPv4-mapped IPv6 prefix the key stores IPv4 addresses under.
-const V4_MAPPED: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
-
-fn key_addr(family: Family, addr: &Addr) -> [u8; 16] {
-    match family {
-        Family::Ipv6 => addr.octets(),
-        Family::Ipv4 => {
-            let [a, b, c, d] = addr.v4_octets();
-            let [p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11] = V4_MAPPED;
-            [p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, a, b, c, d]
-        }
-    }
-}
-
-fn key_of(tuple: &Tuple) -> bindings::icmp_ct_tuple {
-    let (icmp_type, icmp_code, l4) = match tuple.l4 {
-        L4::Icmp {
-            icmp_type,
-            code,
-            id,
-        } => {
-            let [i0, i1] = id.to_be_bytes();
-            (icmp_type, code, [i0, i1, 0, 0])
-        }
-        L4::Ports { sport, dport } => {
-            let [s0, s1] = sport.to_be_bytes();
-            let [d0, d1] = dport.to_be_bytes();
-            (0, 0, [s0, s1, d0, d1])
-        }
-        L4::None => (0, 0, [0; 4]),
-    };
-    bindings::icmp_ct_tuple {
-        src: key_addr(tuple.family, &tuple.src),
-        dst: key_addr(tuple.family, &tuple.dst),
-        protocol: tuple.protocol,
-        icmp_type,
-        icmp_code,
-        l4,
-    }
-}
-
-fn tuple_of(key: &bindings::icmp_ct_tuple) -> Tuple {
-    let is_v4 = |addr: &[u8; 16]| addr.starts_with(&V4_MAPPED);
-    let family = if is_v4(&key.src) && is_v4(&key.dst) {
-        Family::Ipv4
-    } else {
-        Family::Ipv6
-    };
-    let addr = |bytes: &[u8; 16]| match family {
-        Family::Ipv6 => Addr::from_v6(*bytes),
-        Family::Ipv4 => {
-            let [.., a, b, c, d] = *bytes;
-            Addr::from_v4([a, b, c, d])
-        }
-    };
-    let [l0, l1, l2, l3] = key.l4;
-    let l4 = if key.protocol == family.icmp_protocol() {
-        L4::Icmp {
-            icmp_type: key.icmp_type,
-            code: key.icmp_code,
-            id: u16::from_be_bytes([l0, l1]),
-        }
-    } else if crate::proto::tuple::uses_ports(key.protocol) {
-        L4::Ports {
-            sport: u16::from_be_bytes([l0, l1]),
-            dport: u16::from_be_bytes([l2, l3]),
-        }
-    } else {
-        L4::None
-    };
-    Tuple {
-        family,
-        src: addr(&key.src),
-        dst: addr(&key.dst),
-        protocol: key.protocol,
-        l4,
-    }
+fn raw_key(key: &Key) -> bindings::icmp_ct_key {
+    bindings::icmp_ct_key { w: key.0 }
 }
 
 /// Which of an entry's tuples a packet matched.
@@ -114,12 +50,13 @@ pub(crate) enum Dir {
     Reply,
 }
 
-/// A table entry, reachable while the RCU guard or table lock it was found under is held.
+/// A table entry.
 ///
 /// # Invariants
 ///
-/// Refers to a live entry allocated by [`NewEntry::new`] whose nodes and `l4`/`tuple` fields
-/// are not written any more.
+/// Refers to an entry allocated by [`NewEntry::new`], reached under an RCU read-side section
+/// or the table's writer lock; its nodes' `dir` and `single`, and its key, are not written
+/// any more.
 #[repr(transparent)]
 pub(crate) struct Entry(Opaque<bindings::icmp_ct_entry>);
 
@@ -130,15 +67,17 @@ impl Entry {
 
     /// # Safety
     ///
-    /// `node` must be a node of an entry from [`NewEntry::new`] that stays allocated for `'a`
-    /// and whose nodes are initialised.
+    /// `node` must be a node of an entry from [`NewEntry::new`] that stays allocated for `'a`.
     unsafe fn from_node<'a>(node: NonNull<bindings::icmp_ct_node>) -> (&'a Entry, Dir) {
-        // SAFETY: `dir` of an initialised node is immutable.
-        let dir = unsafe { (*node.as_ptr()).dir };
-        let (index, dir) = if dir == 0 {
-            (0, Dir::Original)
-        } else {
-            (1, Dir::Reply)
+        // SAFETY: `dir` and `single` of a node are written before it is published, then
+        // never again.
+        let (dir, single) = unsafe { ((*node.as_ptr()).dir, (*node.as_ptr()).single) };
+        let (index, dir) = match (dir, single) {
+            (0, 0) => (0, Dir::Original),
+            // Original and reply are the same key: a match is a reply, as in nf_conntrack,
+            // whose reply node comes first in the bucket.
+            (0, _) => (0, Dir::Reply),
+            _ => (1, Dir::Reply),
         };
         // SAFETY: node `index` sits at that index of the entry's `node` array.
         let entry = unsafe { node.as_ptr().sub(index) }.cast::<Entry>();
@@ -155,28 +94,32 @@ impl Entry {
     }
 
     /// The entry's original tuple.
-    pub(crate) fn original(&self) -> Tuple {
-        tuple_of(self.original_key())
+    pub(crate) fn original(&self) -> Option<Tuple> {
+        self.original_key().tuple()
     }
 
-    fn original_key(&self) -> &bindings::icmp_ct_tuple {
-        // SAFETY: by the type invariant the tuple is initialised and no longer written.
-        unsafe { &(*self.raw()).tuple }
+    fn original_key(&self) -> Key {
+        // SAFETY: by the type invariant the key is initialised and no longer written.
+        Key(unsafe { (*self.raw()).key.w })
     }
 
-    /// The key of the entry's node for `dir`; `None` only for an original tuple that has no
-    /// reply, which [`Table::insert`] refuses.
-    fn key(&self, dir: Dir) -> Option<bindings::icmp_ct_tuple> {
+    fn is_single(&self) -> bool {
+        // SAFETY: as for the key.
+        unsafe { (*self.raw()).node[0].single != 0 }
+    }
+
+    /// The key of the entry's node for `dir`.
+    fn key(&self, dir: Dir) -> Option<Key> {
         match dir {
-            Dir::Original => Some(copy_key(self.original_key())),
-            Dir::Reply => tuple_of(self.original_key()).reply().map(|t| key_of(&t)),
+            Dir::Original => Some(self.original_key()),
+            Dir::Reply => self.original_key().reply(),
         }
     }
 
-    /// The packed flow state (see `tracker`), changed with atomic read-modify-writes.
+    /// The packed flow state and life ([`entry_word`]), changed with atomic read-modify-writes.
     pub(crate) fn state(&self) -> &AtomicU64 {
-        // SAFETY: the field is 8-byte aligned (the entry is kmem_cache memory, the field sits
-        // after two 48-byte nodes) and only ever accessed atomically once published.
+        // SAFETY: the field is 8-byte aligned (kmem_cache memory; offset 88) and only
+        // accessed atomically once published.
         unsafe { AtomicU64::from_ptr(core::ptr::addr_of_mut!((*self.raw()).state)) }
     }
 
@@ -186,31 +129,75 @@ impl Entry {
         unsafe { AtomicU32::from_ptr(core::ptr::addr_of_mut!((*self.raw()).deadline)) }
     }
 
-    fn teardown(&self) -> &AtomicU32 {
+    fn unlinked(&self) -> &AtomicU32 {
         // SAFETY: as for `deadline`.
-        unsafe { AtomicU32::from_ptr(core::ptr::addr_of_mut!((*self.raw()).teardown)) }
+        unsafe { AtomicU32::from_ptr(core::ptr::addr_of_mut!((*self.raw()).unlinked)) }
+    }
+
+    /// Whether the entry has expired at `now` (jiffies).
+    pub(crate) fn expired(&self, now: u32) -> bool {
+        jiffies::reached(self.deadline().load(Ordering::Relaxed), now)
+    }
+
+    /// Whether the entry is completely in its table and nobody is removing it.
+    pub(crate) fn is_live(&self) -> bool {
+        entry_word::is_live(self.state().load(Ordering::Acquire))
+    }
+
+    /// Marks a live entry dying; false if it was not live (being inserted, or already
+    /// ended by someone else).
+    fn mark_dying(&self) -> bool {
+        let word = self.state();
+        let mut current = word.load(Ordering::Relaxed);
+        while entry_word::is_live(current) {
+            match word.compare_exchange_weak(
+                current,
+                entry_word::dying(current),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+        false
     }
 }
 
-/// A copy of `key` (bindgen derives no `Clone` for it).
-fn copy_key(key: &bindings::icmp_ct_tuple) -> bindings::icmp_ct_tuple {
-    bindings::icmp_ct_tuple {
-        src: key.src,
-        dst: key.dst,
-        protocol: key.protocol,
-        icmp_type: key.icmp_type,
-        icmp_code: key.icmp_code,
-        l4: key.l4,
+/// An entry found in a table, with the table it is in.
+#[derive(Clone, Copy)]
+pub(crate) struct EntryRef<'a> {
+    table: &'a Table,
+    entry: &'a Entry,
+}
+
+impl<'a> core::ops::Deref for EntryRef<'a> {
+    type Target = Entry;
+
+    fn deref(&self) -> &Entry {
+        self.entry
     }
 }
 
-fn same_key(a: &bindings::icmp_ct_tuple, b: &bindings::icmp_ct_tuple) -> bool {
-    a.src == b.src
-        && a.dst == b.dst
-        && a.protocol == b.protocol
-        && a.icmp_type == b.icmp_type
-        && a.icmp_code == b.icmp_code
-        && a.l4 == b.l4
+impl<'a> EntryRef<'a> {
+    /// Marks the entry dying and removes it from its table; false if it was not live.
+    pub(crate) fn remove(&self) -> bool {
+        if !self.entry.mark_dying() {
+            return false;
+        }
+        let _writer = self.table.writer.lock();
+        self.table.unlink(self.entry);
+        true
+    }
+
+    /// Removes an entry that the caller marked dying in the compare-and-swap that ended it
+    /// ([`entry_word::dying`]); does nothing for an entry that is not dying.
+    pub(crate) fn remove_dying(&self) {
+        if entry_word::is_dying(self.entry.state().load(Ordering::Acquire)) {
+            let _writer = self.table.writer.lock();
+            self.table.unlink(self.entry);
+        }
+    }
 }
 
 /// The key of `node`, computed from its entry.
@@ -219,16 +206,20 @@ fn same_key(a: &bindings::icmp_ct_tuple, b: &bindings::icmp_ct_tuple) -> bool {
 ///
 /// `node` must be a node of an entry from [`NewEntry::new`] that stays allocated during the
 /// call.
-unsafe fn node_key(node: *const core::ffi::c_void) -> Option<bindings::icmp_ct_tuple> {
+unsafe fn node_key(node: *const core::ffi::c_void) -> Option<Key> {
     let node = NonNull::new(node.cast_mut().cast::<bindings::icmp_ct_node>())?;
     // SAFETY: per the caller.
     let (entry, dir) = unsafe { Entry::from_node(node) };
+    // A single node is keyed by the original key, whichever direction it matches as.
+    if entry.is_single() {
+        return entry.key(Dir::Original);
+    }
     entry.key(dir)
 }
 
 /// Hashes `key` as the table hashes every key.
-fn hash_key(key: &bindings::icmp_ct_tuple, seed: u32) -> u32 {
-    let len = core::mem::size_of::<bindings::icmp_ct_tuple>() as u32;
+fn hash_key(key: &bindings::icmp_ct_key, seed: u32) -> u32 {
+    let len = core::mem::size_of::<bindings::icmp_ct_key>() as u32;
     // SAFETY: `key` is `len` readable bytes.
     unsafe { bindings::icmp_ct_key_hash(core::ptr::from_ref(key).cast(), len, seed) }
 }
@@ -248,7 +239,7 @@ unsafe extern "C" fn icmp_ct_node_hash(
 ) -> u32 {
     // SAFETY: per this function's contract.
     match unsafe { node_key(node) } {
-        Some(key) => hash_key(&key, seed),
+        Some(key) => hash_key(&raw_key(&key), seed),
         None => seed,
     }
 }
@@ -257,7 +248,7 @@ unsafe extern "C" fn icmp_ct_node_hash(
 ///
 /// # Safety
 ///
-/// Called by rhashtable with the `icmp_ct_tuple` it looks up in `arg` and a node as for
+/// Called by rhashtable with the `icmp_ct_key` it looks up in `arg` and a node as for
 /// [`icmp_ct_node_hash`].
 #[no_mangle]
 unsafe extern "C" fn icmp_ct_node_cmp(
@@ -265,13 +256,13 @@ unsafe extern "C" fn icmp_ct_node_cmp(
     node: *const core::ffi::c_void,
 ) -> core::ffi::c_int {
     // SAFETY: per this function's contract, `arg` points to a compare argument whose key is
-    // a tuple (every lookup and insertion passes one).
-    let Some(wanted) = (unsafe { (*arg).key.cast::<bindings::icmp_ct_tuple>().as_ref() }) else {
+    // an `icmp_ct_key` (every lookup and insertion passes one).
+    let Some(wanted) = (unsafe { (*arg).key.cast::<bindings::icmp_ct_key>().as_ref() }) else {
         return 1;
     };
     // SAFETY: per this function's contract.
     match unsafe { node_key(node) } {
-        Some(key) if same_key(&key, wanted) => 0,
+        Some(key) if key.0 == wanted.w => 0,
         _ => 1,
     }
 }
@@ -282,17 +273,20 @@ pub(crate) struct NewEntry {
 }
 
 impl NewEntry {
-    /// An entry for a flow whose first packet has `original`, which must have a reply tuple
-    /// ([`Table::insert`] refuses it otherwise); `None` if memory is short.
+    /// An entry for a flow whose first packet has `original`; `None` if memory is short or
+    /// the tuple has no reply.
     pub(crate) fn new(original: &Tuple, state: u64, deadline: u32) -> Option<Self> {
+        let key = Key::of(original);
+        let single = key.reply()? == key;
         let entry = slab::alloc()?;
         let raw = entry.as_ptr();
         // SAFETY: `raw` is a fresh, zeroed allocation that only this function knows about.
         unsafe {
-            (*raw).tuple = key_of(original);
+            (*raw).key = raw_key(&key);
             (*raw).node[0].dir = 0;
+            (*raw).node[0].single = u8::from(single);
             (*raw).node[1].dir = 1;
-            (*raw).state = state;
+            (*raw).state = entry_word::unconfirmed(state);
             (*raw).deadline = deadline;
         }
         Some(NewEntry { entry })
@@ -316,7 +310,7 @@ impl Drop for NewEntry {
 pub(crate) enum InsertError {
     /// The table holds its limit and nothing could be evicted.
     Full,
-    /// One of the tuples is already in the table (another CPU won a race), or the table
+    /// One of the keys is already in the table (another CPU won a race), or the table
     /// could not grow.
     Clash,
 }
@@ -347,7 +341,7 @@ pub(crate) const INITIAL_BUCKETS: u32 = bindings::ICMP_CT_TABLE_INITIAL_BUCKETS;
 /// How many entries an insertion into a full table looks at for one to evict.
 const EVICTION_SCAN: u32 = 64;
 
-/// Nodes (two per entry) a yielding walk visits per RCU read-side section.
+/// Nodes a yielding walk visits per RCU read-side section.
 const WALK_BATCH: u32 = 256;
 
 /// A connection table.
@@ -355,16 +349,38 @@ const WALK_BATCH: u32 = 256;
 /// # Invariants
 ///
 /// `raw` was initialised by `icmp_ct_table_init` and is destroyed only in `drop`; every node
-/// in its hash table belongs to an entry from [`NewEntry::new`] with both nodes inserted and
-/// linked into its list; the list holds exactly those entries.
+/// in its hash table belongs to an entry from [`NewEntry::new`]; an entry whose word is
+/// confirmed has all its nodes in the hash table and is on the list until it is unlinked;
+/// only the insertion that fails to confirm an entry frees it without unlinking it.
 pub(crate) struct Table {
     raw: KBox<Opaque<bindings::icmp_ct_table>>,
-    /// Serialises insertions and removals; `count` changes only under it.
+    /// Serialises insertions and removals, and so the list.
     writer: SpinLockBh<()>,
+    /// Entries linked, expired ones included until they are collected.
     count: AtomicU32,
+    gc: GcWalker,
 }
 
-// SAFETY: the rhashtable is safe for concurrent use; writers hold `writer`.
+/// Garbage collection's position in the table, kept from one slice to the next.
+struct GcWalker {
+    /// Held by the one slice running.
+    busy: AtomicBool,
+    /// Whether `iter` is entered (a pass is under way).
+    entered: UnsafeCell<bool>,
+    iter: KBox<Opaque<bindings::rhashtable_iter>>,
+}
+
+/// What one slice of garbage collection's walk did.
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct Slice {
+    /// Nodes visited (two per entry, one for a single-node entry).
+    pub(crate) visited: u32,
+    /// Whether the slice reached the end of a pass over the table.
+    pub(crate) pass_done: bool,
+}
+
+// SAFETY: the rhashtable is safe for concurrent use; writers hold `writer`; the garbage
+// collection walker is used by one thread at a time (`busy`).
 unsafe impl Send for Table {}
 // SAFETY: as above.
 unsafe impl Sync for Table {}
@@ -380,6 +396,11 @@ impl Table {
             raw,
             writer: SpinLockBh::new(())?,
             count: AtomicU32::new(0),
+            gc: GcWalker {
+                busy: AtomicBool::new(false),
+                entered: UnsafeCell::new(false),
+                iter: KBox::new(Opaque::uninit(), GFP_KERNEL)?,
+            },
         })
     }
 
@@ -387,15 +408,8 @@ impl Table {
         self.raw.get()
     }
 
-    /// Entries in the table, expired ones included until they are collected. Read under the
-    /// writer lock, so that it is the length the list had at one moment.
+    /// Entries in the table, expired ones included until they are collected.
     pub(crate) fn count(&self) -> u32 {
-        let _writer = self.writer.lock();
-        self.count_locked()
-    }
-
-    /// [`Self::count`] for holders of the writer lock.
-    fn count_locked(&self) -> u32 {
         self.count.load(Ordering::Relaxed)
     }
 
@@ -406,18 +420,27 @@ impl Table {
         unsafe { bindings::icmp_ct_table_buckets(bindings::icmp_ct_table_first(self.raw())) }
     }
 
-    /// The entry one of whose tuples is `tuple`, and which of them.
+    /// The node holding `key`, live or not.
+    fn lookup_key<'a>(&'a self, key: &Key, _rcu: &'a RcuGuard) -> Option<(&'a Entry, Dir)> {
+        // SAFETY: the table is live; RCU is held for the lookup and the result's lifetime.
+        let node =
+            NonNull::new(unsafe { bindings::icmp_ct_table_lookup(self.raw(), &raw_key(key)) })?;
+        // SAFETY: nodes in the table belong to entries freed only after a grace period,
+        // which `_rcu` holds off (or, for a failed insertion, after one too).
+        Some(unsafe { Entry::from_node(node) })
+    }
+
+    /// The live entry one of whose tuples is `tuple`, and which of them.
     pub(crate) fn lookup<'a>(
         &'a self,
         tuple: &Tuple,
-        _rcu: &'a RcuGuard,
-    ) -> Option<(&'a Entry, Dir)> {
-        let key = key_of(tuple);
-        // SAFETY: the table is live; RCU is held for the lookup and the result's lifetime.
-        let node = NonNull::new(unsafe { bindings::icmp_ct_table_lookup(self.raw(), &key) })?;
-        // SAFETY: nodes in the table belong to published entries, freed only after a grace
-        // period that `_rcu` holds off.
-        Some(unsafe { Entry::from_node(node) })
+        rcu: &'a RcuGuard,
+    ) -> Option<(EntryRef<'a>, Dir)> {
+        let (entry, dir) = self.lookup_key(&Key::of(tuple), rcu)?;
+        if !entry.is_live() {
+            return None;
+        }
+        Some((EntryRef { table: self, entry }, dir))
     }
 
     /// Inserts `new`. When the table holds `limit` entries, first looks at a few entries for
@@ -429,32 +452,31 @@ impl Table {
         evict: impl Fn(&Entry) -> Eviction,
     ) -> Result<Evicted, InsertError> {
         let rcu = RcuGuard::new();
-        let _writer = self.writer.lock();
+        let writer = self.writer.lock();
         let mut evicted = Evicted::default();
-        if self.count_locked() >= limit {
+        if self.count() >= limit {
             self.make_room(&rcu, &evict, &mut evicted);
-            if self.count_locked() >= limit {
+            if self.count() >= limit {
                 return Err(InsertError::Full);
             }
         }
-        let (Some(key0), Some(key1)) =
-            (new.entry().key(Dir::Original), new.entry().key(Dir::Reply))
-        else {
+        let entry = new.entry();
+        let (Some(key0), Some(key1)) = (entry.key(Dir::Original), entry.key(Dir::Reply)) else {
             return Err(InsertError::Clash);
         };
-        let keys = [key0, key1];
+        let single = entry.is_single();
         let raw = new.entry.as_ptr();
-        // A clash with an expired entry that is still in the table: remove it and retry once.
+        // A clash with an expired or dying entry still in the table: remove it, retry once.
         for attempt in 0..2 {
             // SAFETY: the table is live and `raw` is an unpublished entry whose nodes we own;
             // `key0` is node 0's key.
             let mut status = unsafe {
-                bindings::icmp_ct_table_insert(self.raw(), &mut (*raw).node[0], &keys[0])
+                bindings::icmp_ct_table_insert(self.raw(), &mut (*raw).node[0], &raw_key(&key0))
             };
-            if status == 0 {
+            if status == 0 && !single {
                 // SAFETY: as above, for node 1.
                 status = unsafe {
-                    bindings::icmp_ct_table_insert(self.raw(), &mut (*raw).node[1], &keys[1])
+                    bindings::icmp_ct_table_insert(self.raw(), &mut (*raw).node[1], &raw_key(&key1))
                 };
                 if status != 0 {
                     // SAFETY: node 0 was inserted just above, under the writer lock.
@@ -463,45 +485,49 @@ impl Table {
             }
             if status == 0 {
                 self.count.fetch_add(1, Ordering::Relaxed);
-                // SAFETY: both nodes are hashed; the entry joins the list under the writer
+                // SAFETY: every node is hashed; the entry joins the list under the writer
                 // lock, which every list change holds.
                 unsafe { bindings::icmp_ct_table_link(self.raw(), raw) };
-                // Published: the table owns it from now on.
+                // Confirmed: matched and removable from now on, owned by the table.
+                entry
+                    .state()
+                    .fetch_and(entry_word::confirmed(u64::MAX), Ordering::Release);
                 core::mem::forget(new);
                 return Ok(evicted);
             }
-            if attempt > 0 || !self.remove_expired_clash(&keys, &rcu, &evict, &mut evicted) {
+            if attempt > 0 || !self.remove_clashing(&[key0, key1], &rcu, &evict, &mut evicted) {
                 break;
             }
         }
-        drop(_writer);
-        // Node 0 may have been visible to lookups for a moment: free after a grace period.
+        drop(writer);
+        // Node 0 may have been visible for a moment, unconfirmed (so nobody could match or
+        // remove it): free it after a grace period, here and nowhere else.
         let entry = new.entry;
         core::mem::forget(new);
-        // SAFETY: the entry is in no table any more and is queued once.
+        // SAFETY: the entry is in no table and on no list, and is queued once.
         unsafe { slab::free_after_grace_period(entry) };
         Err(InsertError::Clash)
     }
 
-    /// Removes expired entries holding one of `keys`; true if one was removed. The writer
-    /// lock must be held.
-    fn remove_expired_clash(
+    /// Removes the dying, or expired, entries holding one of `keys`; true if one was removed.
+    /// The writer lock must be held.
+    fn remove_clashing(
         &self,
-        keys: &[bindings::icmp_ct_tuple; 2],
-        _rcu: &RcuGuard,
+        keys: &[Key; 2],
+        rcu: &RcuGuard,
         evict: &impl Fn(&Entry) -> Eviction,
         evicted: &mut Evicted,
     ) -> bool {
         let mut removed = false;
         for key in keys {
-            // SAFETY: the table is live; RCU is held by `_rcu`.
-            let node = unsafe { bindings::icmp_ct_table_lookup(self.raw(), key) };
-            let Some(node) = NonNull::new(node) else {
+            let Some((entry, _)) = self.lookup_key(key, rcu) else {
                 continue;
             };
-            // SAFETY: a node found in the table under RCU belongs to a published entry.
-            let (entry, _) = unsafe { Entry::from_node(node) };
-            if evict(entry) == Eviction::Expired && self.unlink(entry) {
+            if entry_word::is_dying(entry.state().load(Ordering::Acquire)) {
+                // Its remover waits for the writer lock we hold: do its unlinking for it.
+                removed |= self.unlink(entry);
+            } else if evict(entry) == Eviction::Expired && entry.mark_dying() {
+                self.unlink(entry);
                 evicted.expired = evicted.expired.saturating_add(1);
                 removed = true;
             }
@@ -509,8 +535,9 @@ impl Table {
         removed
     }
 
-    /// Removes one entry that `evict` allows, looking at up to `EVICTION_SCAN` entries from a
-    /// random bucket on (then from the start). The writer lock must be held.
+    /// Removes one entry that `evict` allows (or that is dying anyway), looking at up to
+    /// `EVICTION_SCAN` entries from a random bucket on (then from the start). The writer lock
+    /// must be held.
     fn make_room(
         &self,
         rcu: &RcuGuard,
@@ -528,81 +555,97 @@ impl Table {
                     return;
                 }
                 budget = budget.wrapping_sub(1);
-                let verdict = evict(found);
-                if verdict != Eviction::Keep && self.unlink(found) {
-                    if verdict == Eviction::Expired {
-                        evicted.expired = evicted.expired.saturating_add(1);
-                    } else {
-                        evicted.early_dropped = evicted.early_dropped.saturating_add(1);
+                if entry_word::is_dying(found.state().load(Ordering::Acquire)) {
+                    if self.unlink(found) {
+                        return;
                     }
-                    return;
+                } else {
+                    let verdict = evict(found);
+                    if verdict != Eviction::Keep && found.mark_dying() {
+                        self.unlink(found);
+                        if verdict == Eviction::Expired {
+                            evicted.expired = evicted.expired.saturating_add(1);
+                        } else {
+                            evicted.early_dropped = evicted.early_dropped.saturating_add(1);
+                        }
+                        return;
+                    }
                 }
                 entry = self.bucket_next(&mut cursor, rcu);
             }
         }
     }
 
-    /// Unlinks `entry` and queues it for freeing; false if someone else already did. The
-    /// writer lock must be held.
+    /// Unlinks a dying `entry` of this table and queues it for freeing; false if it was
+    /// already unlinked. The writer lock must be held.
     fn unlink(&self, entry: &Entry) -> bool {
-        if entry.teardown().swap(1, Ordering::AcqRel) != 0 {
+        // Only dying entries are unlinked: that excludes entries still being inserted.
+        if !entry_word::is_dying(entry.state().load(Ordering::Acquire))
+            || entry.unlinked().swap(1, Ordering::Relaxed) != 0
+        {
             return false;
         }
         let raw = entry.raw();
-        // SAFETY: the entry is live, hashed (both nodes) and listed: only `unlink`, which the
-        // `teardown` swap makes run once per entry, removes published entries; the writer lock
-        // is held for the list.
+        // SAFETY: a dying entry was confirmed (only live entries are marked dying), so all its
+        // nodes are hashed and it is listed; `unlinked` makes this run once per entry; the
+        // writer lock is held for the table and the list.
         unsafe {
             bindings::icmp_ct_table_remove(self.raw(), &mut (*raw).node[0]);
-            bindings::icmp_ct_table_remove(self.raw(), &mut (*raw).node[1]);
+            if !entry.is_single() {
+                bindings::icmp_ct_table_remove(self.raw(), &mut (*raw).node[1]);
+            }
             bindings::icmp_ct_table_unlink(raw);
         }
         self.count.fetch_sub(1, Ordering::Relaxed);
-        // SAFETY: unlinked from the table above, queued once thanks to `teardown`.
+        // SAFETY: unlinked from the table above, queued once thanks to `unlinked`.
         unsafe { slab::free_after_grace_period(NonNull::new_unchecked(raw)) };
         true
     }
 
-    /// Removes `entry` from the table; false if it was already removed.
-    pub(crate) fn remove(&self, entry: &Entry) -> bool {
-        let _writer = self.writer.lock();
-        self.unlink(entry)
-    }
-
-    /// Calls `visit` with every entry, giving up the CPU and the RCU read-side section
-    /// between batches of [`WALK_BATCH`] nodes, so that a walk of millions of entries neither
-    /// holds a CPU nor delays grace periods. Process context only. Follows rhashtable's
-    /// resumable walker, not the list: a list position is lost once RCU is released, a walker
-    /// position is not. An entry in the table during the whole walk is visited at least
-    /// once; a resize meanwhile makes the walk see entries again.
-    pub(crate) fn for_each_yielding(&self, mut visit: impl FnMut(&Entry)) {
-        let iter = core::pin::pin!(Opaque::<bindings::rhashtable_iter>::uninit());
-        let iter = iter.get();
-        // SAFETY: the table is live; `iter` is pinned in this frame and exited below, on the
-        // only way out of this function.
-        unsafe { bindings::icmp_ct_table_walk_enter(self.raw(), iter) };
-        // SAFETY: entered above and not started.
+    /// Calls `visit` with the entries of up to `budget` nodes, from where the previous slice
+    /// stopped, giving up the CPU and the RCU read-side section between batches of
+    /// [`WALK_BATCH`] nodes. Garbage collection's walk: process context only; a concurrent
+    /// call returns at once. Follows rhashtable's resumable walker, which keeps its position
+    /// between slices (a list position is lost once RCU is released). An entry in the table
+    /// during a whole pass is visited at least once in it; a resize rewinds the walker.
+    pub(crate) fn collect_slice(&self, budget: u32, mut visit: impl FnMut(EntryRef<'_>)) -> Slice {
+        let mut slice = Slice::default();
+        if self.gc.busy.swap(true, Ordering::Acquire) {
+            return slice;
+        }
+        let iter = self.gc.iter.get();
+        // SAFETY: `busy` makes this the only user of the walker state.
+        let entered = unsafe { &mut *self.gc.entered.get() };
+        if !*entered {
+            // SAFETY: the table is live; `iter` is heap memory that stays put, exited before
+            // it is entered again or freed (here at the end of a pass, or in `drop`).
+            unsafe { bindings::icmp_ct_table_walk_enter(self.raw(), iter) };
+            *entered = true;
+        }
+        // SAFETY: entered and stopped (or new).
         unsafe { bindings::icmp_ct_table_walk_start(iter) };
         let mut batch = 0u32;
-        loop {
+        while slice.visited < budget {
             // SAFETY: started (RCU held).
             let node = unsafe { bindings::icmp_ct_table_walk_next(iter) };
             let Some(node) = NonNull::new(node) else {
+                slice.pass_done = true;
                 break;
             };
+            slice.visited = slice.visited.wrapping_add(1);
             // SAFETY: a node found in the table under the walk's RCU section: its entry is
             // freed only after a grace period, which that section holds off until the next
             // stop; `visit` cannot keep the reference beyond its call.
             let (entry, dir) = unsafe { Entry::from_node(node) };
-            if dir == Dir::Original {
-                visit(entry);
+            // Node 0 stands for its entry (a single node matches as a reply).
+            if dir == Dir::Original || entry.is_single() {
+                visit(EntryRef { table: self, entry });
             }
             batch = batch.wrapping_add(1);
             if batch >= WALK_BATCH {
                 batch = 0;
-                // SAFETY: started; the walker keeps its position across stop and start (a
-                // removed position rewinds its bucket); process context may reschedule with
-                // RCU released.
+                // SAFETY: started; the walker keeps its position across stop and start;
+                // process context may reschedule with RCU released.
                 unsafe {
                     bindings::icmp_ct_table_walk_stop(iter);
                     bindings::icmp_ct_cond_resched();
@@ -610,50 +653,37 @@ impl Table {
                 }
             }
         }
-        // SAFETY: started, then stopped and exited once, before `iter` goes out of scope.
-        unsafe {
-            bindings::icmp_ct_table_walk_stop(iter);
-            bindings::icmp_ct_table_walk_exit(iter);
+        // SAFETY: started.
+        unsafe { bindings::icmp_ct_table_walk_stop(iter) };
+        if slice.pass_done {
+            // SAFETY: entered and stopped; the next slice enters again (a new pass).
+            unsafe { bindings::icmp_ct_table_walk_exit(iter) };
+            *entered = false;
         }
+        self.gc.busy.store(false, Ordering::Release);
+        slice
     }
 
-    /// Positions `cursor` on the oldest entry.
-    pub(crate) fn cursor_first<'a>(
-        &'a self,
-        cursor: &mut Cursor,
-        _rcu: &'a RcuGuard,
-    ) -> Option<&'a Entry> {
+    /// The oldest listed entry.
+    fn oldest<'a>(&'a self, _rcu: &'a RcuGuard) -> Option<&'a Entry> {
         // SAFETY: the table is live and RCU is held.
-        cursor.entry = unsafe { bindings::icmp_ct_table_oldest(self.raw()) };
-        self.cursor_entry(cursor, _rcu)
-    }
-
-    /// Moves `cursor` to the next newer entry. The entry it was on may have been removed
-    /// meanwhile: a removed entry still leads on to the entries after it.
-    pub(crate) fn cursor_next<'a>(
-        &'a self,
-        cursor: &mut Cursor,
-        rcu: &'a RcuGuard,
-    ) -> Option<&'a Entry> {
-        if cursor.entry.is_null() {
-            return None;
-        }
-        // SAFETY: the table is live; `cursor.entry` was found under the RCU section `rcu`
-        // still holds, so it is not freed yet, and its list link leads on.
-        cursor.entry = unsafe { bindings::icmp_ct_table_newer(self.raw(), cursor.entry) };
-        self.cursor_entry(cursor, rcu)
-    }
-
-    /// The entry `cursor` points at, if any.
-    pub(crate) fn cursor_entry<'a>(
-        &'a self,
-        cursor: &Cursor,
-        _rcu: &'a RcuGuard,
-    ) -> Option<&'a Entry> {
-        let entry = NonNull::new(cursor.entry)?;
-        // SAFETY: found under the RCU section `_rcu` holds, in the table's list: an entry from
-        // `NewEntry::new`, freed only after a grace period.
+        let entry = NonNull::new(unsafe { bindings::icmp_ct_table_oldest(self.raw()) })?;
+        // SAFETY: a listed entry, freed only after a grace period that `_rcu` holds off.
         Some(unsafe { Entry::from_raw(entry) })
+    }
+
+    /// The next newer entry after `entry`, which was listed in this table when the caller's
+    /// RCU section began (a removed entry still leads on to the entries after it).
+    ///
+    /// # Safety
+    ///
+    /// `entry` must have been reached on this table's list within the RCU read-side section
+    /// (or writer-lock section) that is still held for `'a`.
+    unsafe fn newer<'a>(&'a self, entry: &'a Entry) -> Option<&'a Entry> {
+        // SAFETY: per the caller, `entry` is a list member not yet freed.
+        let next = unsafe { bindings::icmp_ct_table_newer(self.raw(), entry.raw()) };
+        // SAFETY: as for `oldest`.
+        Some(unsafe { Entry::from_raw(NonNull::new(next)?) })
     }
 
     /// The first entry at or after bucket `start` (modulo the table size), walking on into
@@ -689,7 +719,7 @@ impl Table {
     }
 
     /// Advances `cursor` from its position (or the start of its bucket, when it has no node)
-    /// to the next original-direction node, through the following buckets and tables.
+    /// to the next node that stands for its entry, through the following buckets and tables.
     fn bucket_settle<'a>(
         &'a self,
         cursor: &mut BucketCursor,
@@ -699,7 +729,7 @@ impl Table {
             while let Some(node) = NonNull::new(cursor.node) {
                 // SAFETY: found under RCU: a node of an entry freed only after a grace period.
                 let (entry, dir) = unsafe { Entry::from_node(node) };
-                if dir == Dir::Original {
+                if dir == Dir::Original || entry.is_single() {
                     return Some(entry);
                 }
                 // SAFETY: as above.
@@ -729,22 +759,7 @@ impl Table {
     }
 }
 
-/// A position in a walk of the table's list, valid within one RCU read-side section.
-#[derive(Clone, Copy)]
-pub(crate) struct Cursor {
-    entry: *mut bindings::icmp_ct_entry,
-}
-
-impl Default for Cursor {
-    fn default() -> Self {
-        Cursor {
-            entry: core::ptr::null_mut(),
-        }
-    }
-}
-
 /// A position in a walk of the hash table's buckets, valid within one RCU read-side section.
-#[derive(Clone, Copy)]
 struct BucketCursor {
     tbl: *const bindings::bucket_table,
     bucket: u32,
@@ -765,20 +780,118 @@ impl Default for BucketCursor {
 
 impl Drop for Table {
     fn drop(&mut self) {
+        // SAFETY: the table is live; no insertion is left to schedule another resize (the
+        // owner guarantees no reader or writer is left: hooks unregistered and a grace period
+        // passed, procfs files removed, garbage collection cancelled).
+        unsafe { bindings::icmp_ct_table_stop_resizing(self.raw()) };
+        if *self.gc.entered.get_mut() {
+            // SAFETY: entered and stopped by the last slice; garbage collection is cancelled.
+            unsafe { bindings::icmp_ct_table_walk_exit(self.gc.iter.get()) };
+        }
         let rcu = RcuGuard::new();
-        let mut cursor = Cursor::default();
-        let mut entry = self.cursor_first(&mut cursor, &rcu);
+        let mut entry = self.oldest(&rcu);
         while let Some(found) = entry {
-            let raw = NonNull::from(found).cast::<bindings::icmp_ct_entry>();
-            entry = self.cursor_next(&mut cursor, &rcu);
-            // SAFETY: the owner guarantees no reader or writer is left (hooks unregistered and
-            // a grace period passed, procfs files removed, garbage collection cancelled); the
-            // walk has moved past the entry.
-            unsafe { slab::free(raw) };
+            // SAFETY: reached on this table's list, which nobody else touches any more.
+            entry = unsafe { self.newer(found) };
+            // SAFETY: as above; the walk has moved past the entry, which is freed once.
+            unsafe { slab::free(NonNull::from(found).cast()) };
         }
         drop(rcu);
         // SAFETY: as above; the entries its nodes belonged to are freed, and
         // `rhashtable_destroy` only frees the bucket tables.
         unsafe { bindings::icmp_ct_table_destroy(self.raw()) };
+    }
+}
+
+/// A namespace state whose table `/proc/net/ip_conntrack` lists, one line per entry.
+pub(crate) trait TableListing: PernetData {
+    /// The table.
+    fn table(&self) -> &Table;
+    /// Whether `entry` is listed at `now` (expired entries are not).
+    fn listed(&self, entry: &Entry, now: u32) -> bool;
+    /// Prints `entry`'s line.
+    fn show_entry(&self, entry: &Entry, out: &mut SeqWriter) -> fmt::Result;
+}
+
+/// The `seq_file` walk of a [`TableListing`]: the table's list, oldest first, each listed
+/// entry once.
+pub(crate) struct Listing<T>(PhantomData<T>);
+
+/// The position of a [`Listing`] walk.
+///
+/// # Invariants
+///
+/// Null, or an entry reached on the list of the table of the file's namespace within the
+/// RCU read-side section of the current `start`..`stop` (procfs resets it outside it). Only
+/// this module positions it.
+pub(crate) struct ListingCursor {
+    entry: *mut bindings::icmp_ct_entry,
+}
+
+impl Default for ListingCursor {
+    fn default() -> Self {
+        ListingCursor {
+            entry: core::ptr::null_mut(),
+        }
+    }
+}
+
+impl<T: TableListing> Listing<T> {
+    /// From `entry` on, the first listed entry (`entry` itself if it is listed).
+    fn settle<'a>(
+        data: &'a T,
+        mut entry: Option<&'a Entry>,
+        now: u32,
+        cursor: &mut ListingCursor,
+    ) -> bool {
+        while let Some(found) = entry {
+            if data.listed(found, now) {
+                // INVARIANT: reached on the list in this section.
+                cursor.entry = found.raw();
+                return true;
+            }
+            // SAFETY: `found` was reached on the list in the section the caller holds.
+            entry = unsafe { data.table().newer(found) };
+        }
+        cursor.entry = core::ptr::null_mut();
+        false
+    }
+
+    fn at<'a>(cursor: &ListingCursor, _rcu: &'a RcuGuard) -> Option<&'a Entry> {
+        // SAFETY: by the type invariant a non-null position is an entry not freed before the
+        // current section ends, which `_rcu` stands for.
+        Some(unsafe { Entry::from_raw(NonNull::new(cursor.entry)?) })
+    }
+}
+
+impl<T: TableListing> ProcSeq for Listing<T> {
+    type Data = T;
+    type Cursor = ListingCursor;
+
+    fn start(data: &T, cursor: &mut ListingCursor, pos: u64, rcu: &RcuGuard) -> bool {
+        let now = jiffies::now();
+        let mut found = Self::settle(data, data.table().oldest(rcu), now, cursor);
+        let mut skip = pos;
+        while skip > 0 && found {
+            skip = skip.wrapping_sub(1);
+            found = Self::next(data, cursor, rcu);
+        }
+        found
+    }
+
+    fn next(data: &T, cursor: &mut ListingCursor, rcu: &RcuGuard) -> bool {
+        let Some(entry) = Self::at(cursor, rcu) else {
+            return false;
+        };
+        // SAFETY: the cursor's entry was reached on the list in this section.
+        let next = unsafe { data.table().newer(entry) };
+        Self::settle(data, next, jiffies::now(), cursor)
+    }
+
+    fn show(data: &T, cursor: &ListingCursor, rcu: &RcuGuard, out: &mut SeqWriter) -> fmt::Result {
+        match Self::at(cursor, rcu) {
+            Some(entry) => data.show_entry(entry, out),
+            None => Ok(()),
+        }
     }
 }

@@ -66,6 +66,20 @@ impl Addr {
         ]
     }
 
+    /// The address whose [`Addr::words`] are `words`.
+    pub fn from_words(words: [u32; 4]) -> Self {
+        let [w0, w1, w2, w3] = words.map(u32::to_be_bytes);
+        let [b0, b1, b2, b3] = w0;
+        let [b4, b5, b6, b7] = w1;
+        let [b8, b9, b10, b11] = w2;
+        let [b12, b13, b14, b15] = w3;
+        Self {
+            bytes: [
+                b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15,
+            ],
+        }
+    }
+
     /// The eight 16-bit groups of an IPv6 address.
     fn groups(&self) -> [u16; 8] {
         let [b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15] = self.bytes;

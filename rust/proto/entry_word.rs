@@ -4,7 +4,10 @@
 //! single compare-and-swap while other CPUs read it without locks.
 //!
 //! Layout: bits 0-31 outstanding ICMP requests, bit 32 a reply was seen, bit 33 `[ASSURED]`,
-//! bits 34-35 the TCP state (0 none, 1 SYN_SENT, 2 ESTABLISHED, 3 CLOSE).
+//! bits 34-35 the TCP state (0 none, 1 SYN_SENT, 2 ESTABLISHED, 3 CLOSE); bits 62-63 the
+//! entry's life: being inserted, or dying. Only a live entry (neither) is matched, updated or
+//! removed, so the packet that ends an entry marks it dying in the same compare-and-swap that
+//! applies it, and no other packet can be counted on the entry after that.
 
 use super::flow_state::{FlowEntry, TcpState};
 use super::icmp_state::IcmpEntryState;
@@ -14,6 +17,33 @@ const REPLIED: u64 = 1 << 32;
 const ASSURED: u64 = 1 << 33;
 const TCP_SHIFT: u32 = 34;
 const TCP_MASK: u64 = 0b11 << TCP_SHIFT;
+const UNCONFIRMED: u64 = 1 << 62;
+const DYING: u64 = 1 << 63;
+
+/// `word` of an entry not yet completely in its table: no one may match or remove it.
+pub fn unconfirmed(word: u64) -> u64 {
+    word | UNCONFIRMED
+}
+
+/// `word` of an entry completely in its table.
+pub fn confirmed(word: u64) -> u64 {
+    word & !UNCONFIRMED
+}
+
+/// `word` of an entry that is being removed: it is no longer matched.
+pub fn dying(word: u64) -> u64 {
+    word | DYING
+}
+
+/// Whether an entry with `word` is completely in its table and not being removed.
+pub fn is_live(word: u64) -> bool {
+    word & (UNCONFIRMED | DYING) == 0
+}
+
+/// Whether an entry with `word` has been marked for removal.
+pub fn is_dying(word: u64) -> bool {
+    word & DYING != 0
+}
 
 /// Packs the state of an ICMP query entry.
 pub fn pack_icmp(state: IcmpEntryState) -> u64 {
@@ -100,6 +130,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn life_bits_stay_out_of_the_state() {
+        let f = FlowEntry {
+            replied: true,
+            assured: true,
+            tcp: Some(TcpState::Close),
+        };
+        let word = pack_flow(f);
+        assert!(is_live(word));
+        assert!(!is_live(unconfirmed(word)));
+        assert!(is_live(confirmed(unconfirmed(word))));
+        assert!(!is_live(dying(word)) && is_dying(dying(word)));
+        assert_eq!(unpack_flow(dying(unconfirmed(word))), f);
+        let q = pack_icmp(IcmpEntryState {
+            outstanding: u32::MAX,
+            replied: true,
+        });
+        assert!(is_live(q));
+        assert_eq!(unpack_icmp(dying(q)).outstanding, u32::MAX);
     }
 
     #[test]

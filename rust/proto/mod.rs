@@ -21,6 +21,7 @@ pub mod icmp_state;
 pub mod icmp_types;
 pub mod ipv4;
 pub mod ipv6;
+pub mod key;
 pub mod state;
 pub mod tuple;
 
