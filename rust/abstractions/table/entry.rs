@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Table entries: their memory layout's accessors, their life in the state word, the node
+//! callbacks rhashtable calls, and an entry's reference paired with its table.
+
+use super::Table;
+use crate::abstractions::jiffies;
+use crate::abstractions::slab;
+use crate::bindings;
+use crate::proto::entry_word;
+use crate::proto::key::Key;
+use crate::proto::tuple::Tuple;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use kernel::types::Opaque;
+
+pub(super) fn raw_key(key: &Key) -> bindings::icmp_ct_key {
+    bindings::icmp_ct_key { w: key.0 }
+}
+
+/// Which of an entry's tuples a packet matched.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Dir {
+    /// The tuple of the packet that created the entry.
+    Original,
+    /// The tuple of the expected reply.
+    Reply,
+}
+
+/// A table entry.
+///
+/// # Invariants
+///
+/// Refers to an entry allocated by [`NewEntry::new`], reached under an RCU read-side section
+/// or the table's writer lock; its nodes' `dir` and `single`, and its key, are not written
+/// any more.
+#[repr(transparent)]
+pub(crate) struct Entry(Opaque<bindings::icmp_ct_entry>);
+
+impl Entry {
+    pub(super) fn raw(&self) -> *mut bindings::icmp_ct_entry {
+        self.0.get()
+    }
+
+    /// # Safety
+    ///
+    /// `node` must be a node of an entry from [`NewEntry::new`] that stays allocated for `'a`.
+    pub(super) unsafe fn from_node<'a>(node: NonNull<bindings::icmp_ct_node>) -> (&'a Entry, Dir) {
+        // SAFETY: `dir` and `single` of a node are written before it is published, then
+        // never again.
+        let (dir, single) = unsafe { ((*node.as_ptr()).dir, (*node.as_ptr()).single) };
+        let (index, dir) = match (dir, single) {
+            (0, 0) => (0, Dir::Original),
+            // Original and reply are the same key: a match is a reply, as in nf_conntrack,
+            // whose reply node comes first in the bucket.
+            (0, _) => (0, Dir::Reply),
+            _ => (1, Dir::Reply),
+        };
+        // SAFETY: node `index` sits at that index of the entry's `node` array.
+        let entry = unsafe { node.as_ptr().sub(index) }.cast::<Entry>();
+        // SAFETY: per the caller; `Entry` is transparent over the C entry.
+        (unsafe { &*entry }, dir)
+    }
+
+    /// # Safety
+    ///
+    /// `raw` must be an entry from [`NewEntry::new`] that stays allocated for `'a`.
+    pub(super) unsafe fn from_raw<'a>(raw: NonNull<bindings::icmp_ct_entry>) -> &'a Entry {
+        // SAFETY: per the caller; `Entry` is transparent over the C entry.
+        unsafe { &*raw.as_ptr().cast::<Entry>() }
+    }
+
+    /// The entry's original tuple.
+    pub(crate) fn original(&self) -> Option<Tuple> {
+        self.original_key().tuple()
+    }
+
+    fn original_key(&self) -> Key {
+        // SAFETY: by the type invariant the key is initialised and no longer written.
+        Key(unsafe { (*self.raw()).key.w })
+    }
+
+    pub(super) fn is_single(&self) -> bool {
+        // SAFETY: as for the key.
+        unsafe { (*self.raw()).node[0].single != 0 }
+    }
+
+    /// The key of the entry's node for `dir`.
+    pub(super) fn key(&self, dir: Dir) -> Option<Key> {
+        match dir {
+            Dir::Original => Some(self.original_key()),
+            Dir::Reply => self.original_key().reply(),
+        }
+    }
+
+    /// The packed flow state and life ([`entry_word`]), changed with atomic read-modify-writes.
+    pub(crate) fn state(&self) -> &AtomicU64 {
+        // SAFETY: the field is 8-byte aligned (kmem_cache memory; offset 88) and only
+        // accessed atomically once published.
+        unsafe { AtomicU64::from_ptr(core::ptr::addr_of_mut!((*self.raw()).state)) }
+    }
+
+    /// When the entry expires: the low 32 bits of `jiffies`.
+    pub(crate) fn deadline(&self) -> &AtomicU32 {
+        // SAFETY: as for `state`, 4-byte aligned and only accessed atomically.
+        unsafe { AtomicU32::from_ptr(core::ptr::addr_of_mut!((*self.raw()).deadline)) }
+    }
+
+    pub(super) fn unlinked(&self) -> &AtomicU32 {
+        // SAFETY: as for `deadline`.
+        unsafe { AtomicU32::from_ptr(core::ptr::addr_of_mut!((*self.raw()).unlinked)) }
+    }
+
+    /// Whether the entry has expired at `now` (jiffies).
+    pub(crate) fn expired(&self, now: u32) -> bool {
+        jiffies::reached(self.deadline().load(Ordering::Relaxed), now)
+    }
+
+    /// Whether the entry is completely in its table and nobody is removing it.
+    pub(crate) fn is_live(&self) -> bool {
+        entry_word::is_live(self.state().load(Ordering::Acquire))
+    }
+
+    /// Marks a live entry dying; false if it was not live (being inserted, or already
+    /// ended by someone else).
+    pub(super) fn mark_dying(&self) -> bool {
+        let word = self.state();
+        let mut current = word.load(Ordering::Relaxed);
+        while entry_word::is_live(current) {
+            match word.compare_exchange_weak(
+                current,
+                entry_word::dying(current),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+        false
+    }
+}
+
+/// An entry found in a table, with the table it is in.
+#[derive(Clone, Copy)]
+pub(crate) struct EntryRef<'a> {
+    pub(super) table: &'a Table,
+    pub(super) entry: &'a Entry,
+}
+
+impl<'a> core::ops::Deref for EntryRef<'a> {
+    type Target = Entry;
+
+    fn deref(&self) -> &Entry {
+        self.entry
+    }
+}
+
+impl<'a> EntryRef<'a> {
+    /// Marks the entry dying and removes it from its table; false if it was not live.
+    pub(crate) fn remove(&self) -> bool {
+        if !self.entry.mark_dying() {
+            return false;
+        }
+        let _writer = self.table.writer.lock();
+        self.table.unlink(self.entry);
+        true
+    }
+
+    /// Removes an entry that the caller marked dying in the compare-and-swap that ended it
+    /// ([`entry_word::dying`]); does nothing for an entry that is not dying.
+    pub(crate) fn remove_dying(&self) {
+        if entry_word::is_dying(self.entry.state().load(Ordering::Acquire)) {
+            let _writer = self.table.writer.lock();
+            self.table.unlink(self.entry);
+        }
+    }
+}
+
+/// The key of `node`, computed from its entry.
+///
+/// # Safety
+///
+/// `node` must be a node of an entry from [`NewEntry::new`] that stays allocated during the
+/// call.
+unsafe fn node_key(node: *const core::ffi::c_void) -> Option<Key> {
+    let node = NonNull::new(node.cast_mut().cast::<bindings::icmp_ct_node>())?;
+    // SAFETY: per the caller.
+    let (entry, dir) = unsafe { Entry::from_node(node) };
+    // A single node is keyed by the original key, whichever direction it matches as.
+    if entry.is_single() {
+        return entry.key(Dir::Original);
+    }
+    entry.key(dir)
+}
+
+/// Hashes `key` as the table hashes every key.
+fn hash_key(key: &bindings::icmp_ct_key, seed: u32) -> u32 {
+    let len = core::mem::size_of::<bindings::icmp_ct_key>() as u32;
+    // SAFETY: `key` is `len` readable bytes.
+    unsafe { bindings::icmp_ct_key_hash(core::ptr::from_ref(key).cast(), len, seed) }
+}
+
+/// rhashtable's `obj_hashfn`: the hash of a node's key, equal to the hash lookups compute
+/// for that key (`icmp_ct_key_hash`).
+///
+/// # Safety
+///
+/// Called by rhashtable with a node of an entry being inserted, in the table or being
+/// removed, which stays allocated during the call.
+#[no_mangle]
+unsafe extern "C" fn icmp_ct_node_hash(
+    node: *const core::ffi::c_void,
+    _len: u32,
+    seed: u32,
+) -> u32 {
+    // SAFETY: per this function's contract.
+    match unsafe { node_key(node) } {
+        Some(key) => hash_key(&raw_key(&key), seed),
+        None => seed,
+    }
+}
+
+/// rhashtable's `obj_cmpfn`: 0 if the node's key is the key looked up.
+///
+/// # Safety
+///
+/// Called by rhashtable with the `icmp_ct_key` it looks up in `arg` and a node as for
+/// [`icmp_ct_node_hash`].
+#[no_mangle]
+unsafe extern "C" fn icmp_ct_node_cmp(
+    arg: *mut bindings::rhashtable_compare_arg,
+    node: *const core::ffi::c_void,
+) -> core::ffi::c_int {
+    // SAFETY: per this function's contract, `arg` points to a compare argument whose key is
+    // an `icmp_ct_key` (every lookup and insertion passes one).
+    let Some(wanted) = (unsafe { (*arg).key.cast::<bindings::icmp_ct_key>().as_ref() }) else {
+        return 1;
+    };
+    // SAFETY: per this function's contract.
+    match unsafe { node_key(node) } {
+        Some(key) if key.0 == wanted.w => 0,
+        _ => 1,
+    }
+}
+
+/// An entry not yet in any table; freed on drop.
+pub(crate) struct NewEntry {
+    pub(super) entry: NonNull<bindings::icmp_ct_entry>,
+}
+
+impl NewEntry {
+    /// An entry for a flow whose first packet has `original`; `None` if memory is short or
+    /// the tuple has no reply.
+    pub(crate) fn new(original: &Tuple, state: u64, deadline: u32) -> Option<Self> {
+        let key = Key::of(original);
+        let single = key.reply()? == key;
+        let entry = slab::alloc()?;
+        let raw = entry.as_ptr();
+        // SAFETY: `raw` is a fresh, zeroed allocation that only this function knows about.
+        unsafe {
+            (*raw).key = raw_key(&key);
+            (*raw).node[0].dir = 0;
+            (*raw).node[0].single = u8::from(single);
+            (*raw).node[1].dir = 1;
+            (*raw).state = entry_word::unconfirmed(state);
+            (*raw).deadline = deadline;
+        }
+        Some(NewEntry { entry })
+    }
+
+    pub(super) fn entry(&self) -> &Entry {
+        // SAFETY: allocated and initialised by `new`, owned by `self`.
+        unsafe { Entry::from_raw(self.entry) }
+    }
+}
+
+impl Drop for NewEntry {
+    fn drop(&mut self) {
+        // SAFETY: never published: nothing else refers to it.
+        unsafe { slab::free(self.entry) };
+    }
+}
