@@ -108,7 +108,9 @@ impl NetState {
         let budget = (nodes / (GC_PASS_SECS * GC_SLICES_PER_SEC)).max(GC_SLICE_MIN_NODES);
         let mut removed = 0u32;
         let slice = self.table.collect_slice(budget, |entry| {
-            if entry.expired(now) && entry.remove() {
+            // A closed entry was already counted as destroyed on its reply.
+            let closed = entry.is_closed();
+            if entry.expired(now) && entry.remove() && !closed {
                 removed = removed.saturating_add(1);
             }
         });

@@ -356,7 +356,14 @@ impl NetState {
         if tuple.reply().is_none() {
             return Some(Verdict::Accept);
         }
-        match self.insert(tuple, word, self.timeout_deadline(timeout)) {
+        let deadline = self.timeout_deadline(timeout);
+        let limit = u32::try_from(self.sysctl(Knob::ConntrackMax)).unwrap_or(0);
+        // The entry a reply closed, if it is still there: cheaper than a new one.
+        if self.table.reopen(tuple, word, deadline, limit) {
+            self.stats.inc(Counter::Insert);
+            return Some(Verdict::Accept);
+        }
+        match self.insert(tuple, word, deadline) {
             Err(InsertError::Clash) => None,
             Err(InsertError::Full) => Some(Verdict::Drop),
             Ok(()) => Some(Verdict::Accept),
@@ -364,9 +371,9 @@ impl NetState {
     }
 
     /// Applies what `decide` makes of the entry's state word to `found`, in one
-    /// compare-and-swap: the word, and the mark that the entry is dying when the packet ends
-    /// it, so that no packet counted after that is lost with it. Stores that change nothing
-    /// are skipped.
+    /// compare-and-swap: the new word, or, when the packet ends the entry, the closed word,
+    /// so that no packet counted after that is lost with it. Stores that change nothing are
+    /// skipped.
     fn apply(&self, found: &Found<'_>, decide: impl Fn(u64) -> Option<Update>) -> Applied {
         let word = found.entry.state();
         let mut current = found.word;
@@ -377,14 +384,21 @@ impl NetState {
             let Some(update) = decide(current) else {
                 return Applied::Done;
             };
-            let new = if update.destroy {
-                entry_word::dying(update.word)
-            } else {
-                update.word
-            };
-            if new != current {
+            if update.destroy {
+                match found.entry.close(current) {
+                    Ok(()) => {
+                        self.stats.inc(Counter::DestroyedOnReply);
+                        return Applied::Done;
+                    }
+                    Err(actual) => {
+                        current = actual;
+                        continue;
+                    }
+                }
+            }
+            if update.word != current {
                 if let Err(actual) =
-                    word.compare_exchange(current, new, Ordering::AcqRel, Ordering::Relaxed)
+                    word.compare_exchange(current, update.word, Ordering::AcqRel, Ordering::Relaxed)
                 {
                     current = actual;
                     continue;
@@ -395,10 +409,6 @@ impl NetState {
                 if found.entry.deadline().load(Ordering::Relaxed) != deadline {
                     found.entry.deadline().store(deadline, Ordering::Relaxed);
                 }
-            }
-            if update.destroy {
-                found.entry.remove_dying();
-                self.stats.inc(Counter::DestroyedOnReply);
             }
             return Applied::Done;
         }

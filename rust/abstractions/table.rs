@@ -88,8 +88,10 @@ pub(crate) struct Table {
     raw: KBox<Opaque<bindings::icmp_ct_table>>,
     /// Serialises insertions and removals, and so the list.
     writer: SpinLockBh<()>,
-    /// Entries linked, expired ones included until they are collected.
+    /// Entries linked and not closed, expired ones included until they are collected.
     count: AtomicU32,
+    /// Entries linked, closed ones included.
+    linked: AtomicU32,
     gc: GcWalker,
 }
 
@@ -110,6 +112,7 @@ impl Table {
             raw,
             writer: SpinLockBh::new(())?,
             count: AtomicU32::new(0),
+            linked: AtomicU32::new(0),
             gc: GcWalker::new()?,
         })
     }
@@ -118,9 +121,38 @@ impl Table {
         self.raw.get()
     }
 
-    /// Entries in the table, expired ones included until they are collected.
+    /// Entries in the table, expired ones included until they are collected (closed ones
+    /// are not entries any more).
     pub(crate) fn count(&self) -> u32 {
         self.count.load(Ordering::Relaxed)
+    }
+
+    fn linked(&self) -> u32 {
+        self.linked.load(Ordering::Relaxed)
+    }
+
+    /// Opens again the closed entry whose original tuple is `tuple`, with state `word` and
+    /// `deadline`, in place of inserting a new entry: true if it did. Not when the table
+    /// holds `limit` entries (an insertion decides what to evict then).
+    pub(crate) fn reopen(&self, tuple: &Tuple, word: u64, deadline: u32, limit: u32) -> bool {
+        let rcu = RcuGuard::new();
+        let Some((entry, Dir::Original)) = self.lookup_key(&Key::of(tuple), &rcu) else {
+            return false;
+        };
+        let current = entry.state().load(Ordering::Acquire);
+        if !entry_word::is_closed(current) || entry.is_single() || self.count() >= limit {
+            return false;
+        }
+        // Before it is live, so that nobody sees it live and expired.
+        entry.deadline().store(deadline, Ordering::Relaxed);
+        let opened = entry
+            .state()
+            .compare_exchange(current, word, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok();
+        if opened {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
+        opened
     }
 
     /// Hash buckets of the table now.
@@ -164,9 +196,11 @@ impl Table {
         let rcu = RcuGuard::new();
         let writer = self.writer.lock();
         let mut evicted = Evicted::default();
-        if self.count() >= limit {
-            self.make_room(&rcu, &evict, &mut evicted);
-            if self.count() >= limit {
+        // Closed entries take room too, but only up to `limit` more than the entries.
+        let full = || self.count() >= limit || self.linked() >= limit.saturating_mul(2);
+        if self.linked() >= limit {
+            self.make_room(&rcu, &evict, self.count() >= limit, &mut evicted);
+            if full() {
                 return Err(InsertError::Full);
             }
         }
@@ -195,6 +229,7 @@ impl Table {
             }
             if status == 0 {
                 self.count.fetch_add(1, Ordering::Relaxed);
+                self.linked.fetch_add(1, Ordering::Relaxed);
                 // SAFETY: every node is hashed; the entry joins the list under the writer
                 // lock, which every list change holds.
                 unsafe { bindings::icmp_ct_table_link(self.raw(), raw) };
@@ -236,6 +271,8 @@ impl Table {
             if entry_word::is_dying(entry.state().load(Ordering::Acquire)) {
                 // Its remover waits for the writer lock we hold: do its unlinking for it.
                 removed |= self.unlink(entry);
+            } else if entry.is_closed() && entry.mark_dying() {
+                removed |= self.unlink(entry);
             } else if evict(entry) == Eviction::Expired && entry.mark_dying() {
                 self.unlink(entry);
                 evicted.expired = evicted.expired.saturating_add(1);
@@ -245,13 +282,14 @@ impl Table {
         removed
     }
 
-    /// Removes one entry that `evict` allows (or that is dying anyway), looking at up to
-    /// `EVICTION_SCAN` entries from a random bucket on (then from the start). The writer lock
-    /// must be held.
+    /// Removes one closed or dying entry, or (with `evict_live`) one that `evict` allows,
+    /// looking at up to `EVICTION_SCAN` entries from a random bucket on (then from the
+    /// start). The writer lock must be held.
     fn make_room(
         &self,
         rcu: &RcuGuard,
         evict: &impl Fn(&Entry) -> Eviction,
+        evict_live: bool,
         evicted: &mut Evicted,
     ) {
         // SAFETY: `get_random_u32` has no preconditions.
@@ -269,7 +307,11 @@ impl Table {
                     if self.unlink(found) {
                         return;
                     }
-                } else {
+                } else if found.is_closed() {
+                    if found.mark_dying() && self.unlink(found) {
+                        return;
+                    }
+                } else if evict_live {
                     let verdict = evict(found);
                     if verdict != Eviction::Keep && found.mark_dying() {
                         self.unlink(found);
@@ -296,7 +338,7 @@ impl Table {
             return false;
         }
         let raw = entry.raw();
-        // SAFETY: a dying entry was confirmed (only live entries are marked dying), so all its
+        // SAFETY: a dying entry was confirmed (only live or closed entries are marked dying), so all its
         // nodes are hashed and it is listed; `unlinked` makes this run once per entry; the
         // writer lock is held for the table and the list.
         unsafe {
@@ -306,7 +348,10 @@ impl Table {
             }
             bindings::icmp_ct_table_unlink(raw);
         }
-        self.count.fetch_sub(1, Ordering::Relaxed);
+        self.linked.fetch_sub(1, Ordering::Relaxed);
+        if !entry_word::was_closed(entry.state().load(Ordering::Acquire)) {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
         // SAFETY: unlinked from the table above, queued once thanks to `unlinked`.
         unsafe { slab::free_after_grace_period(NonNull::new_unchecked(raw)) };
         true

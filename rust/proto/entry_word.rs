@@ -4,10 +4,13 @@
 //! single compare-and-swap while other CPUs read it without locks.
 //!
 //! Layout: bits 0-31 outstanding ICMP requests, bit 32 a reply was seen, bit 33 `[ASSURED]`,
-//! bits 34-35 the TCP state (0 none, 1 SYN_SENT, 2 ESTABLISHED, 3 CLOSE); bits 62-63 the
-//! entry's life: being inserted, or dying. Only a live entry (neither) is matched, updated or
-//! removed, so the packet that ends an entry marks it dying in the same compare-and-swap that
-//! applies it, and no other packet can be counted on the entry after that.
+//! bits 34-35 the TCP state (0 none, 1 SYN_SENT, 2 ESTABLISHED, 3 CLOSE); bits 61-63 the
+//! entry's life: closed, being inserted, dying. Only a live entry (none of them) is matched,
+//! listed, counted or updated, so the packet that ends an entry closes it in the same
+//! compare-and-swap that applies it, and no other packet can be counted on it after that. A
+//! closed entry (an answered query, ip_ct_icmp_keep_replied = 0) stays in the table, unseen,
+//! for the next request of the same tuple to reuse: that request finds no entry (NEW) and
+//! opens it again instead of allocating and inserting one.
 
 use super::flow_state::{FlowEntry, TcpState};
 use super::icmp_state::IcmpEntryState;
@@ -17,8 +20,32 @@ const REPLIED: u64 = 1 << 32;
 const ASSURED: u64 = 1 << 33;
 const TCP_SHIFT: u32 = 34;
 const TCP_MASK: u64 = 0b11 << TCP_SHIFT;
+const CLOSED: u64 = 1 << 61;
 const UNCONFIRMED: u64 = 1 << 62;
 const DYING: u64 = 1 << 63;
+const LIFE: u64 = CLOSED | UNCONFIRMED | DYING;
+
+/// The word of a closed entry.
+pub fn closed() -> u64 {
+    CLOSED
+}
+
+/// Whether an entry with `word` is closed, neither being inserted nor dying: it may be
+/// opened again or removed.
+pub fn is_closed(word: u64) -> bool {
+    word & LIFE == CLOSED
+}
+
+/// Whether an entry with `word` was closed (and so no longer counted) when it was marked
+/// dying.
+pub fn was_closed(word: u64) -> bool {
+    word & CLOSED != 0
+}
+
+/// Whether an entry with `word` may be marked dying: live or closed.
+pub fn is_removable(word: u64) -> bool {
+    word & (UNCONFIRMED | DYING) == 0
+}
 
 /// `word` of an entry not yet completely in its table: no one may match or remove it.
 pub fn unconfirmed(word: u64) -> u64 {
@@ -35,9 +62,9 @@ pub fn dying(word: u64) -> u64 {
     word | DYING
 }
 
-/// Whether an entry with `word` is completely in its table and not being removed.
+/// Whether an entry with `word` is completely in its table, open, and not being removed.
 pub fn is_live(word: u64) -> bool {
-    word & (UNCONFIRMED | DYING) == 0
+    word & LIFE == 0
 }
 
 /// Whether an entry with `word` has been marked for removal.
@@ -151,6 +178,11 @@ mod tests {
         });
         assert!(is_live(q));
         assert_eq!(unpack_icmp(dying(q)).outstanding, u32::MAX);
+        assert!(!is_live(closed()) && is_closed(closed()) && is_removable(closed()));
+        assert!(was_closed(dying(closed())) && !is_closed(dying(closed())));
+        assert!(!is_removable(dying(closed())) && !is_removable(unconfirmed(q)));
+        assert!(is_removable(q) && !was_closed(dying(q)));
+        assert_eq!(unpack_icmp(closed()).outstanding, 0);
     }
 
     #[test]

@@ -121,12 +121,17 @@ impl Entry {
         entry_word::is_live(self.state().load(Ordering::Acquire))
     }
 
-    /// Marks a live entry dying; false if it was not live (being inserted, or already
-    /// ended by someone else).
+    /// Whether the entry is closed (and may be opened again).
+    pub(crate) fn is_closed(&self) -> bool {
+        entry_word::is_closed(self.state().load(Ordering::Acquire))
+    }
+
+    /// Marks a live or closed entry dying; false if it was neither (being inserted, or
+    /// already ended by someone else).
     pub(super) fn mark_dying(&self) -> bool {
         let word = self.state();
         let mut current = word.load(Ordering::Relaxed);
-        while entry_word::is_live(current) {
+        while entry_word::is_removable(current) {
             match word.compare_exchange_weak(
                 current,
                 entry_word::dying(current),
@@ -157,7 +162,8 @@ impl<'a> core::ops::Deref for EntryRef<'a> {
 }
 
 impl<'a> EntryRef<'a> {
-    /// Marks the entry dying and removes it from its table; false if it was not live.
+    /// Marks the entry dying and removes it from its table; false if it was neither live nor
+    /// closed.
     pub(crate) fn remove(&self) -> bool {
         if !self.entry.mark_dying() {
             return false;
@@ -167,13 +173,21 @@ impl<'a> EntryRef<'a> {
         true
     }
 
-    /// Removes an entry that the caller marked dying in the compare-and-swap that ended it
-    /// ([`entry_word::dying`]); does nothing for an entry that is not dying.
-    pub(crate) fn remove_dying(&self) {
-        if entry_word::is_dying(self.entry.state().load(Ordering::Acquire)) {
-            let _writer = self.table.writer.lock();
-            self.table.unlink(self.entry);
+    /// Closes the entry if its word is still `current`: from then on it is not matched,
+    /// listed or counted, until a request of its original tuple opens it again
+    /// ([`Table::reopen`]) or it is removed. `Err` with the word found otherwise.
+    pub(crate) fn close(&self, current: u64) -> Result<(), u64> {
+        if !entry_word::is_live(current) {
+            return Err(current);
         }
+        self.entry.state().compare_exchange(
+            current,
+            entry_word::closed(),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )?;
+        self.table.count.fetch_sub(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 
