@@ -13,6 +13,10 @@
 #     each of the 500 entries beyond the limit early-dropped an [UNREPLIED] one.
 #  3. ip_conntrack_max=20, C holds 20 replied entries (ip_ct_icmp_keep_replied=1): nothing can
 #     be evicted, the next request is dropped, counted, and "table full" is logged.
+#  3b. ip_conntrack_max=20, E sends 60 echo requests with distinct ids that F answers
+#     (ip_ct_icmp_keep_replied=0): each entry goes on its reply and takes no room from later
+#     ones: 60 inserted, none evicted or dropped, nothing listed; then 20 unanswered requests
+#     fill the table without eviction, and the 21st early-drops one of them.
 #  4. ip_conntrack_max=10000, two senders add 3000 entries to A while a reader compares
 #     ip_conntrack_count with the number of listed lines; afterwards both are 3100.
 #  5. rmmod with those 3100 entries (and C's): succeeds, the kernel log stays clean.
@@ -32,6 +36,9 @@ A_IP=10.0.6.1
 B_IP=10.0.6.2
 C_IP=10.0.7.1
 D_IP=10.0.7.2
+E_IP=10.0.8.1
+F_IP=10.0.8.2
+ANSWERED=60
 SMALL_MAX=100
 FULL_MAX=20
 BIG_MAX=10000
@@ -42,7 +49,7 @@ tl_require
 require_cmd dmesg
 
 ktap_header
-ktap_plan 21
+ktap_plan 26
 
 was_loaded=0
 module_is_loaded && was_loaded=1
@@ -75,8 +82,9 @@ module_is_loaded || module_load || ktap_bail_out "insmod $ICMP_CT_KO failed: $MO
 max0=$(sysctl_get - ip_conntrack_max) || ktap_bail_out "no ip_conntrack_max in the initial namespace"
 tl_pair A $A_IP B $B_IP || ktap_bail_out "cannot set up namespaces A and B"
 tl_pair C $C_IP D $D_IP || ktap_bail_out "cannot set up namespaces C and D"
+tl_pair E $E_IP F $F_IP || ktap_bail_out "cannot set up namespaces E and F"
 tl_gate "$B" || ktap_bail_out "cannot add the drop rule in B (nft)"
-for ns in "$A" "$C"; do
+for ns in "$A" "$C" "$E"; do
 	sysctl_set "$ns" ip_ct_icmp_timeout 600 || ktap_bail_out "ip_ct_icmp_timeout=600: $SYSCTL_ERR"
 done
 
@@ -197,6 +205,27 @@ else
 	ktap_msg "new kernel log lines:" "$(kmsg_new)"
 	ktap_test_fail "table full: 'icmp_ct: table full, dropping packet' is logged"
 fi
+
+##############################################################################
+# 3b. Answered queries leave no trace that takes room (ip_ct_icmp_keep_replied=0).
+
+tl_snap "$E"
+craft "$E" --dst $F_IP --type 8 --id 1 --id-step 1 --count $ANSWERED --interval 0.01
+tl_wait_delta "$E" destroyed_on_reply $ANSWERED 10 || ktap_msg "not every request of E was answered"
+tl_expect "E: $ANSWERED answered ids at ip_conntrack_max=$FULL_MAX: each inserted and destroyed on its reply, nothing evicted or dropped" \
+	"$E" new=$ANSWERED insert=$ANSWERED destroyed_on_reply=$ANSWERED early_drop=0 drop=0 expired=0
+ktap_expect_eq "E: ip_conntrack_count 0, nothing listed" "0 0" "$(ct_count "$E") $(ct_lines "$E")"
+tl_gate "$F" || ktap_msg "cannot add the drop rule in F (nft)"
+tl_snap "$E"
+craft "$E" --dst $F_IP --type 8 --id 1001 --id-step 1 --count $FULL_MAX
+tl_expect "E: $FULL_MAX unanswered requests fill the table: inserted, no eviction, no drop" "$E" \
+	new=$FULL_MAX insert=$FULL_MAX early_drop=0 drop=0 expired=0
+ktap_expect_eq "E: ip_conntrack_count $FULL_MAX, $FULL_MAX lines, all [UNREPLIED]" \
+	"$FULL_MAX $FULL_MAX $FULL_MAX" \
+	"$(ct_count "$E") $(ct_lines "$E") $(ct_list "$E" | grep -c UNREPLIED)"
+tl_snap "$E"
+craft "$E" --dst $F_IP --type 8 --id 2001
+tl_expect "E: one more request early-drops an [UNREPLIED] entry" "$E" insert=1 early_drop=1 drop=0
 
 ##############################################################################
 # 4. ip_conntrack_count against the listing while two senders add entries.

@@ -282,9 +282,11 @@ impl Table {
         removed
     }
 
-    /// Removes one closed or dying entry, or (with `evict_live`) one that `evict` allows,
-    /// looking at up to `EVICTION_SCAN` entries from a random bucket on (then from the
-    /// start). The writer lock must be held.
+    /// Makes room for one entry, looking at up to `EVICTION_SCAN` entries from a random
+    /// bucket on (then from the start): removes one closed or dying entry or, when the
+    /// entries themselves fill the table (`evict_live`), one that `evict` allows or one that
+    /// is dying (closed ones met on the way go too, but free no entry's place). The writer
+    /// lock must be held.
     fn make_room(
         &self,
         rcu: &RcuGuard,
@@ -303,12 +305,13 @@ impl Table {
                     return;
                 }
                 budget = budget.wrapping_sub(1);
-                if entry_word::is_dying(found.state().load(Ordering::Acquire)) {
-                    if self.unlink(found) {
+                let word = found.state().load(Ordering::Acquire);
+                if entry_word::is_dying(word) {
+                    if self.unlink(found) && !(evict_live && entry_word::was_closed(word)) {
                         return;
                     }
-                } else if found.is_closed() {
-                    if found.mark_dying() && self.unlink(found) {
+                } else if entry_word::is_closed(word) {
+                    if found.mark_dying() && self.unlink(found) && !evict_live {
                         return;
                     }
                 } else if evict_live {
