@@ -8,6 +8,7 @@
 //! `::ffff:10.0.0.1` is another flow than an IPv4 packet from `10.0.0.1`.
 
 use super::addr::{Addr, Family};
+use super::icmp_types::{self, IcmpKind};
 use super::tuple::{Tuple, L4};
 
 /// Words in a key.
@@ -100,8 +101,30 @@ impl Key {
     }
 
     /// The key of the reply to the flow whose original tuple has this key; `None` when that
-    /// tuple has no reply (an ICMP type that is not a request).
+    /// tuple has no reply (an ICMP type that is not a request), or for words no tuple gives.
+    /// Computed on the words (the table's compare callback calls it for every reply node it
+    /// meets), equal to the key of [`Tuple::reply`].
     pub fn reply(&self) -> Option<Key> {
-        self.tuple()?.reply().map(|reply| Key::of(&reply))
+        let [head, fields, s0, s1, s2, s3, d0, d1, d2, d3] = self.0;
+        let [family, _, kind, zero] = head.to_be_bytes();
+        let family = match (family, zero) {
+            (FAMILY_V4, 0) if s1 | s2 | s3 | d1 | d2 | d3 == 0 => Family::Ipv4,
+            (FAMILY_V6, 0) => Family::Ipv6,
+            _ => return None,
+        };
+        let fields = match kind {
+            KIND_ICMP => {
+                let [icmp_type, code, i0, i1] = fields.to_be_bytes();
+                match icmp_types::kind(family, icmp_type) {
+                    IcmpKind::Request { reply } => u32::from_be_bytes([reply, code, i0, i1]),
+                    _ => return None,
+                }
+            }
+            // Source and destination port swapped.
+            KIND_PORTS => fields.rotate_left(16),
+            KIND_NONE if fields == 0 => 0,
+            _ => return None,
+        };
+        Some(Key([head, fields, d0, d1, d2, d3, s0, s1, s2, s3]))
     }
 }

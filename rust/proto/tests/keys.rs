@@ -82,6 +82,18 @@ proptest! {
     }
 
     #[test]
+    fn reply_on_words_is_reply_on_tuples(words in any::<[u32; 10]>(), head in 0usize..4) {
+        // Mostly well-formed heads, so that both arms are reached.
+        let mut words = words;
+        let heads = [0x0411_0200, 0x0601_0100, 0x063a_0100, 0x042f_0300];
+        if let (Some(w), Some(h)) = (words.get_mut(0), heads.get(head)) {
+            *w = *h;
+        }
+        let key = Key(words);
+        prop_assert_eq!(key.reply(), key.tuple().and_then(|t| t.reply()).map(|r| Key::of(&r)));
+    }
+
+    #[test]
     fn words_no_tuple_gives_decode_to_none(words in any::<[u32; 10]>()) {
         if let Some(t) = Key(words).tuple() {
             prop_assert_eq!(Key::of(&t), Key(words));
@@ -104,4 +116,25 @@ fn self_addressed_flow_has_its_own_key_as_reply() {
     let lo = Addr::from_v4([127, 0, 0, 1]);
     let t = Tuple::ports(Family::Ipv4, lo, lo, IPPROTO_UDP, 7000, 7000);
     assert_eq!(Key::of(&t).reply(), Some(Key::of(&t)));
+}
+
+#[test]
+fn reply_key_of_every_icmp_type_is_key_of_reply() {
+    for (family, src, dst) in [
+        (
+            Family::Ipv4,
+            Addr::from_v4([10, 0, 0, 1]),
+            Addr::from_v4([10, 0, 0, 2]),
+        ),
+        (
+            Family::Ipv6,
+            v4_mapped([10, 0, 0, 1]),
+            v4_mapped([10, 0, 0, 2]),
+        ),
+    ] {
+        for icmp_type in 0..=u8::MAX {
+            let t = Tuple::icmp(family, src, dst, icmp_type, 3, 77);
+            assert_eq!(Key::of(&t).reply(), t.reply().map(|r| Key::of(&r)));
+        }
+    }
 }
