@@ -14,16 +14,14 @@ use crate::abstractions::jiffies;
 use crate::abstractions::netfilter::{HookPoint, NetHooks, Verdict};
 use crate::abstractions::rcu::RcuGuard;
 use crate::abstractions::skb::SkBuff;
-use crate::abstractions::table::{Dir, EntryRef, Eviction, InsertError, NewEntry};
+use crate::abstractions::table::{EntryRef, Eviction, InsertError, NewEntry};
 use crate::bindings;
 use crate::net_state::NetState;
 use crate::packet::Packet;
 use crate::proto::addr::Family;
+use crate::proto::decide::{self, Action, Decision, Knobs, Subject};
 use crate::proto::entry_word;
-use crate::proto::flow_state::{self, FlowAction, FlowDecision, FlowLookup, TcpFlags, TimeoutKind};
-use crate::proto::icmp_error::{self, ErrorDecision, ErrorLookup};
-use crate::proto::icmp_state::{self, Lookup, QueryAction};
-use crate::proto::icmp_types::IcmpKind;
+use crate::proto::flow_state::TimeoutKind;
 use crate::proto::state::{InvalidReason, State};
 use crate::proto::tuple::Tuple;
 use crate::stats::Counter;
@@ -63,25 +61,40 @@ impl NetHooks for NetState {
 /// A live (not expired) entry found for a tuple.
 struct Found<'a> {
     entry: EntryRef<'a>,
-    dir: Dir,
-    /// Its state word when it was found, live.
-    word: u64,
+    /// Its direction and state word when it was found.
+    view: decide::Found,
 }
 
-/// What a packet does to the entry it matched: its new state word, the timeout to restart,
-/// whether it ends the entry.
-struct Update {
-    word: u64,
-    timeout: Option<TimeoutKind>,
-    destroy: bool,
-}
-
-/// Whether an update reached its entry.
+/// Whether an action reached its entry.
 enum Applied {
     /// Applied, or nothing to apply.
     Done,
     /// The entry stopped being live under us: look the tuple up again.
     Gone,
+}
+
+/// What the decision needs of a parsed packet, and the tuple to look up for it; `None` for a
+/// packet that is not looked up.
+fn subject_of(packet: &Packet, point: HookPoint) -> Option<(Subject<'_>, &Tuple)> {
+    match packet {
+        Packet::Fragment { .. } | Packet::NotTracked | Packet::Invalid { .. } => None,
+        Packet::Icmp { tuple, kind, .. } => Some((Subject::Query { tuple, kind: *kind }, tuple)),
+        Packet::IcmpError {
+            embedded,
+            icmp_type,
+            code,
+            ..
+        } => Some((
+            Subject::Error {
+                family: embedded.family,
+                icmp_type: *icmp_type,
+                code: *code,
+                local: point == HookPoint::LocalOut,
+            },
+            embedded,
+        )),
+        Packet::Flow { tuple, tcp } => Some((Subject::Flow { tuple, tcp: *tcp }, tuple)),
+    }
 }
 
 impl NetState {
@@ -176,70 +189,33 @@ impl NetState {
         if !entry_word::is_live(word) || entry.expired(jiffies::now()) {
             return None;
         }
-        Some(Found { entry, dir, word })
-    }
-
-    /// [`Self::find`] for classification, which counts what it finds.
-    fn find_counted<'a>(&'a self, tuple: &Tuple, rcu: &'a RcuGuard) -> Option<Found<'a>> {
-        let found = self.find(tuple, rcu);
-        if found.is_some() {
-            self.stats.inc(Counter::Found);
-        }
-        found
+        Some(Found {
+            entry,
+            view: decide::Found { dir, word },
+        })
     }
 
     fn classify(&self, point: HookPoint, packet: &Packet, rcu: &RcuGuard) -> State {
         match packet {
-            Packet::Fragment { .. } | Packet::NotTracked => State::Untracked,
-            Packet::Invalid { reason, .. } => State::Invalid(*reason),
-            Packet::Icmp { tuple, kind, .. } => {
-                let found = self.find_counted(tuple, rcu);
-                let state = found.as_ref().map(|f| entry_word::unpack_icmp(f.word));
-                let lookup = query_lookup(found.as_ref().map(|f| f.dir), state.as_ref());
-                icmp_state::classify_query(*kind, lookup, self.keep_replied()).state
-            }
-            Packet::IcmpError {
-                embedded,
-                icmp_type,
-                code,
-                ..
-            } => {
-                let found = self.find_counted(embedded, rcu);
-                if found.is_none() && point == HookPoint::LocalOut {
-                    // This host reports on a packet it received and refused (a router's
-                    // fragmentation-needed, time-exceeded or reject): that packet never
-                    // passed the last hook, so it has no entry, yet the error is about it.
-                    // nf_conntrack makes such errors RELATED by attaching the packet's
-                    // connection; anything else would break path MTU discovery and
-                    // traceroute through a router with ip_ct_drop_invalid = 1.
-                    return State::Related;
-                }
-                error_decision(found.as_ref(), embedded.family, *icmp_type, *code).state
-            }
-            Packet::Flow { tuple, tcp } => {
-                let found = self.find_counted(tuple, rcu);
-                let lookup = flow_lookup(found.as_ref());
-                self.flow_decision(tuple, *tcp, lookup).state
-            }
+            Packet::Fragment { .. } | Packet::NotTracked => return State::Untracked,
+            Packet::Invalid { reason, .. } => return State::Invalid(*reason),
+            _ => {}
         }
+        let Some((subject, tuple)) = subject_of(packet, point) else {
+            return State::Untracked;
+        };
+        let found = self.find(tuple, rcu);
+        if found.is_some() {
+            self.stats.inc(Counter::Found);
+        }
+        let view = found.as_ref().map(|f| &f.view);
+        decide::decide(&subject, view, &self.knobs()).state
     }
 
-    fn keep_replied(&self) -> bool {
-        self.sysctl(Knob::IcmpKeepReplied) != 0
-    }
-
-    fn flow_decision(
-        &self,
-        tuple: &Tuple,
-        tcp: Option<TcpFlags>,
-        lookup: FlowLookup,
-    ) -> FlowDecision {
-        match tcp {
-            Some(flags) => flow_state::tcp_packet(flags, lookup, self.sysctl(Knob::TcpLoose) != 0),
-            None if crate::proto::tuple::uses_ports(tuple.protocol) => {
-                flow_state::udp_packet(lookup)
-            }
-            None => flow_state::generic_packet(lookup),
+    fn knobs(&self) -> Knobs {
+        Knobs {
+            keep_replied: self.sysctl(Knob::IcmpKeepReplied) != 0,
+            tcp_loose: self.sysctl(Knob::TcpLoose) != 0,
         }
     }
 
@@ -248,30 +224,39 @@ impl NetState {
         if self.checksum_failure(family, point, skb, &packet).is_some() {
             return Verdict::Accept;
         }
+        let Some((subject, tuple)) = subject_of(&packet, point) else {
+            return Verdict::Accept;
+        };
         let rcu = RcuGuard::new();
-        match &packet {
-            Packet::Fragment { .. } | Packet::Invalid { .. } | Packet::NotTracked => {
-                Verdict::Accept
-            }
-            Packet::Icmp { tuple, kind, .. } => self.confirm_query(tuple, *kind, &rcu),
-            Packet::IcmpError {
-                embedded,
-                icmp_type,
-                code,
-                ..
-            } => {
-                if let Some(found) = self.find(embedded, &rcu) {
-                    if error_decision(Some(&found), embedded.family, *icmp_type, *code)
-                        .destroy_entry
-                        && found.entry.remove()
-                    {
+        let knobs = self.knobs();
+        // A lost race with another CPU (inserting the same entry, or ending the one found):
+        // look again, once.
+        for _ in 0..2 {
+            let found = self.find(tuple, &rcu);
+            let decision = decide::decide(&subject, found.as_ref().map(|f| &f.view), &knobs);
+            let applied = match (found, decision.action) {
+                (_, Action::Nothing) => Applied::Done,
+                (None, Action::Create { word, timeout }) => match self.create(tuple, word, timeout)
+                {
+                    Some(verdict) => return verdict,
+                    None => Applied::Gone,
+                },
+                (Some(found), Action::Destroy) => {
+                    if found.entry.remove() {
                         self.stats.inc(Counter::DestroyedOnError);
                     }
+                    Applied::Done
                 }
-                Verdict::Accept
+                (Some(found), _) => self.apply(&found, decision, |view| {
+                    decide::decide(&subject, Some(view), &knobs)
+                }),
+                (None, _) => Applied::Done,
+            };
+            if let Applied::Done = applied {
+                break;
             }
-            Packet::Flow { tuple, tcp } => self.confirm_flow(tuple, *tcp, &rcu),
         }
+        Verdict::Accept
     }
 
     fn timeout_deadline(&self, kind: TimeoutKind) -> u32 {
@@ -279,83 +264,9 @@ impl NetState {
         jiffies::now().wrapping_add(jiffies::from_secs(seconds))
     }
 
-    fn confirm_query(&self, tuple: &Tuple, kind: IcmpKind, rcu: &RcuGuard) -> Verdict {
-        let keep_replied = self.keep_replied();
-        let timeout = TimeoutKind::icmp(tuple.family);
-        // A lost race with another CPU (inserting the same entry, or ending the one found):
-        // look again, once.
-        for _ in 0..2 {
-            let Some(found) = self.find(tuple, rcu) else {
-                let decision = icmp_state::classify_query(kind, Lookup::None, keep_replied);
-                let QueryAction::Create(state) = decision.action else {
-                    return Verdict::Accept;
-                };
-                match self.create(tuple, entry_word::pack_icmp(state), timeout) {
-                    Some(verdict) => return verdict,
-                    None => continue,
-                }
-            };
-            let applied = self.apply(&found, |word| {
-                let state = entry_word::unpack_icmp(word);
-                let lookup = query_lookup(Some(found.dir), Some(&state));
-                match icmp_state::classify_query(kind, lookup, keep_replied).action {
-                    QueryAction::Update {
-                        entry,
-                        refresh,
-                        destroy,
-                    } => Some(Update {
-                        word: entry_word::pack_icmp(entry),
-                        timeout: refresh.then_some(timeout),
-                        destroy,
-                    }),
-                    _ => None,
-                }
-            });
-            if let Applied::Done = applied {
-                return Verdict::Accept;
-            }
-        }
-        Verdict::Accept
-    }
-
-    fn confirm_flow(&self, tuple: &Tuple, tcp: Option<TcpFlags>, rcu: &RcuGuard) -> Verdict {
-        for _ in 0..2 {
-            let Some(found) = self.find(tuple, rcu) else {
-                let decision = self.flow_decision(tuple, tcp, FlowLookup::None);
-                let FlowAction::Create(update) = decision.action else {
-                    return Verdict::Accept;
-                };
-                match self.create(tuple, entry_word::pack_flow(update.entry), update.timeout) {
-                    Some(verdict) => return verdict,
-                    None => continue,
-                }
-            };
-            let applied = self.apply(&found, |word| {
-                match self
-                    .flow_decision(tuple, tcp, flow_lookup_word(found.dir, word))
-                    .action
-                {
-                    FlowAction::Update(update) => Some(Update {
-                        word: entry_word::pack_flow(update.entry),
-                        timeout: Some(update.timeout),
-                        destroy: false,
-                    }),
-                    _ => None,
-                }
-            });
-            if let Applied::Done = applied {
-                return Verdict::Accept;
-            }
-        }
-        Verdict::Accept
-    }
-
     /// Creates the entry of a NEW packet; `None` when another CPU inserted it first (look it
     /// up again), else the packet's verdict.
     fn create(&self, tuple: &Tuple, word: u64, timeout: TimeoutKind) -> Option<Verdict> {
-        if tuple.reply().is_none() {
-            return Some(Verdict::Accept);
-        }
         let deadline = self.timeout_deadline(timeout);
         let limit = u32::try_from(self.sysctl(Knob::ConntrackMax)).unwrap_or(0);
         // The entry a reply closed, if it is still there: cheaper than a new one.
@@ -370,48 +281,53 @@ impl NetState {
         }
     }
 
-    /// Applies what `decide` makes of the entry's state word to `found`, in one
-    /// compare-and-swap: the new word, or, when the packet ends the entry, the closed word,
-    /// so that no packet counted after that is lost with it. Stores that change nothing are
-    /// skipped.
-    fn apply(&self, found: &Found<'_>, decide: impl Fn(u64) -> Option<Update>) -> Applied {
+    /// Applies `decision`'s update or close to `found` in one compare-and-swap of its state
+    /// word (closing marks the entry so in the same step, so that no packet counted after
+    /// that is lost with it); when another CPU changed the word first, decides again on the
+    /// word it left (`redecide`). Stores that change nothing are skipped.
+    fn apply(
+        &self,
+        found: &Found<'_>,
+        mut decision: Decision,
+        redecide: impl Fn(&decide::Found) -> Decision,
+    ) -> Applied {
         let word = found.entry.state();
-        let mut current = found.word;
+        let mut current = found.view.word;
         loop {
-            if !entry_word::is_live(current) {
-                return Applied::Gone;
-            }
-            let Some(update) = decide(current) else {
-                return Applied::Done;
+            let result = match decision.action {
+                Action::Close => found.entry.close(current),
+                Action::Update { word: new, .. } if new != current => word
+                    .compare_exchange(current, new, Ordering::AcqRel, Ordering::Relaxed)
+                    .map(|_| ()),
+                Action::Update { .. } => Ok(()),
+                _ => return Applied::Done,
             };
-            if update.destroy {
-                match found.entry.close(current) {
-                    Ok(()) => {
-                        self.stats.inc(Counter::DestroyedOnReply);
-                        return Applied::Done;
-                    }
-                    Err(actual) => {
-                        current = actual;
-                        continue;
-                    }
-                }
-            }
-            if update.word != current {
-                if let Err(actual) =
-                    word.compare_exchange(current, update.word, Ordering::AcqRel, Ordering::Relaxed)
-                {
+            match result {
+                Ok(()) => break,
+                Err(actual) if entry_word::is_live(actual) => {
                     current = actual;
-                    continue;
+                    decision = redecide(&decide::Found {
+                        dir: found.view.dir,
+                        word: actual,
+                    });
                 }
+                Err(_) => return Applied::Gone,
             }
-            if let Some(timeout) = update.timeout {
+        }
+        match decision.action {
+            Action::Close => self.stats.inc(Counter::DestroyedOnReply),
+            Action::Update {
+                timeout: Some(timeout),
+                ..
+            } => {
                 let deadline = self.timeout_deadline(timeout);
                 if found.entry.deadline().load(Ordering::Relaxed) != deadline {
                     found.entry.deadline().store(deadline, Ordering::Relaxed);
                 }
             }
-            return Applied::Done;
+            _ => {}
         }
+        Applied::Done
     }
 
     /// Inserts a new entry, making room when the table is full. `Err(Full)` means the packet
@@ -452,43 +368,5 @@ impl NetState {
                 Err(InsertError::Clash)
             }
         }
-    }
-}
-
-fn error_decision(
-    found: Option<&Found<'_>>,
-    family: Family,
-    icmp_type: u8,
-    code: u8,
-) -> ErrorDecision {
-    let lookup = match found {
-        None => ErrorLookup::NoEntry,
-        Some(f) => ErrorLookup::Entry {
-            replied: !entry_word::is_unreplied(f.word),
-        },
-    };
-    icmp_error::classify_error(family, icmp_type, code, lookup)
-}
-
-fn query_lookup<'a>(dir: Option<Dir>, state: Option<&'a icmp_state::IcmpEntryState>) -> Lookup<'a> {
-    match (dir, state) {
-        (Some(Dir::Original), Some(s)) => Lookup::Original(s),
-        (Some(Dir::Reply), Some(s)) => Lookup::Reply(s),
-        _ => Lookup::None,
-    }
-}
-
-fn flow_lookup(found: Option<&Found<'_>>) -> FlowLookup {
-    match found {
-        None => FlowLookup::None,
-        Some(f) => flow_lookup_word(f.dir, f.word),
-    }
-}
-
-fn flow_lookup_word(dir: Dir, word: u64) -> FlowLookup {
-    let entry = entry_word::unpack_flow(word);
-    match dir {
-        Dir::Original => FlowLookup::Original(entry),
-        Dir::Reply => FlowLookup::Reply(entry),
     }
 }

@@ -12,6 +12,7 @@
 pub mod addr;
 pub mod checksum;
 pub mod conntrack_line;
+pub mod decide;
 pub mod entry_word;
 pub mod error;
 pub mod flow_state;

@@ -18,14 +18,7 @@ pub(super) fn raw_key(key: &Key) -> bindings::icmp_ct_key {
     bindings::icmp_ct_key { w: key.0 }
 }
 
-/// Which of an entry's tuples a packet matched.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Dir {
-    /// The tuple of the packet that created the entry.
-    Original,
-    /// The tuple of the expected reply.
-    Reply,
-}
+pub(crate) use crate::proto::decide::Dir;
 
 /// A table entry.
 ///

@@ -1,30 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The protocol core composed into a toy IPv4 tracker, the way the kernel
-//! side uses it: real packets in, states and `/proc` lines out. Entries are
-//! applied at once, as if every packet passed the last hook.
+//! The protocol core composed into a toy IPv4 tracker, the way the kernel side uses it: real
+//! packets in, the real decision (`decide`) applied to a toy table, states and `/proc` lines
+//! out. Entries are applied at once, as if every packet passed the last hook.
 
 use icmp_ct_proto::addr::{Addr, Family};
 use icmp_ct_proto::checksum::{checksum_is_valid, internet_checksum};
 use icmp_ct_proto::conntrack_line::{write_line, LineEntry};
-use icmp_ct_proto::flow_state::{self, FlowAction, FlowEntry, FlowLookup, Timeouts};
-use icmp_ct_proto::icmp_error::{self, ErrorLookup};
-use icmp_ct_proto::icmp_state::{classify_query, IcmpEntryState, Lookup, QueryAction};
+use icmp_ct_proto::decide::{self, Action, Dir, Knobs, Subject};
+use icmp_ct_proto::entry_word;
+use icmp_ct_proto::flow_state::{self, Timeouts};
+use icmp_ct_proto::icmp_error;
 use icmp_ct_proto::icmp_types::{self, IcmpKind};
 use icmp_ct_proto::state::{InvalidReason, State};
-use icmp_ct_proto::tuple::{self, Tuple};
+use icmp_ct_proto::tuple::{self, Tuple, L4};
 use icmp_ct_proto::{icmp, ipv4, ParseError};
-
-#[derive(Clone, Copy, Debug)]
-enum Track {
-    Icmp(IcmpEntryState),
-    Flow(FlowEntry),
-}
 
 struct Entry {
     orig: Tuple,
     reply: Tuple,
-    track: Track,
+    word: u64,
     timeout: u32,
 }
 
@@ -33,12 +28,6 @@ struct Tracker {
     entries: Vec<Entry>,
     keep_replied: bool,
     timeouts: Timeouts,
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Dir {
-    Original,
-    Reply,
 }
 
 impl Tracker {
@@ -77,103 +66,72 @@ impl Tracker {
             protocol: ip.protocol,
             l4,
         };
-        match ip.protocol {
+        let (looked_up, kind) = match ip.protocol {
             1 => {
                 let h = icmp::parse(body)?;
                 if !checksum_is_valid(body) {
                     return Err(InvalidReason::BadChecksum);
                 }
-                let kind = icmp_types::kind(Family::Ipv4, h.icmp_type);
-                if kind == IcmpKind::Error {
-                    return self.error(dst, h.icmp_type, h.code, icmp::payload(body));
-                }
-                let found = self.find(&t);
-                let st = found.and_then(|(i, _)| match self.entries[i].track {
-                    Track::Icmp(s) => Some(s),
-                    Track::Flow(_) => None,
-                });
-                let lookup = match (found, &st) {
-                    (Some((_, Dir::Original)), Some(s)) => Lookup::Original(s),
-                    (Some((_, Dir::Reply)), Some(s)) => Lookup::Reply(s),
-                    _ => Lookup::None,
-                };
-                let d = classify_query(kind, lookup, self.keep_replied);
-                match d.action {
-                    QueryAction::Nothing => {}
-                    QueryAction::Create(s) => self.entries.push(Entry {
-                        orig: t,
-                        reply: t.reply().unwrap(),
-                        track: Track::Icmp(s),
-                        timeout: self.timeouts.icmp,
-                    }),
-                    QueryAction::Update { entry, destroy, .. } => {
-                        let i = found.unwrap().0;
-                        if destroy {
-                            self.entries.remove(i);
-                        } else {
-                            self.entries[i].track = Track::Icmp(entry);
-                            self.entries[i].timeout = self.timeouts.icmp;
-                        }
+                match icmp_types::kind(Family::Ipv4, h.icmp_type) {
+                    IcmpKind::Error => {
+                        let emb = icmp_error::parse_embedded_v4(icmp::payload(body))?;
+                        icmp_error::check_embedded(dst, &emb)?;
+                        (emb.tuple, Some((h.icmp_type, h.code)))
                     }
+                    _ => (t, None),
                 }
-                Ok(d.state)
             }
-            _ => {
-                let found = self.find(&t);
-                let lookup = match found {
-                    Some((i, dir)) => match (self.entries[i].track, dir) {
-                        (Track::Flow(f), Dir::Original) => FlowLookup::Original(f),
-                        (Track::Flow(f), Dir::Reply) => FlowLookup::Reply(f),
-                        _ => FlowLookup::None,
-                    },
-                    None => FlowLookup::None,
-                };
-                let d = match ip.protocol {
-                    6 => flow_state::tcp_packet(flow_state::parse_tcp(body)?.flags, lookup, true),
-                    17 => flow_state::udp_packet(lookup),
-                    _ => flow_state::generic_packet(lookup),
-                };
-                match d.action {
-                    FlowAction::Nothing => {}
-                    FlowAction::Create(u) => self.entries.push(Entry {
-                        orig: t,
-                        reply: t.reply().unwrap(),
-                        track: Track::Flow(u.entry),
-                        timeout: self.timeouts.get(u.timeout),
-                    }),
-                    FlowAction::Update(u) => {
-                        let e = &mut self.entries[found.unwrap().0];
-                        e.track = Track::Flow(u.entry);
-                        e.timeout = self.timeouts.get(u.timeout);
-                    }
-                }
-                Ok(d.state)
-            }
-        }
-    }
-
-    fn error(
-        &mut self,
-        outer_dst: Addr,
-        ty: u8,
-        code: u8,
-        payload: &[u8],
-    ) -> Result<State, InvalidReason> {
-        let emb = icmp_error::parse_embedded_v4(payload)?;
-        icmp_error::check_embedded(outer_dst, &emb)?;
-        let found = self.find(&emb.tuple);
-        let lookup = match found {
-            None => ErrorLookup::NoEntry,
-            Some((i, _)) => ErrorLookup::Entry {
-                replied: match self.entries[i].track {
-                    Track::Icmp(s) => s.replied,
-                    Track::Flow(f) => f.replied,
-                },
+            _ => (t, None),
+        };
+        let subject = match (ip.protocol, kind) {
+            (_, Some((icmp_type, code))) => Subject::Error {
+                family: Family::Ipv4,
+                icmp_type,
+                code,
+                local: false,
+            },
+            (1, None) => Subject::Query {
+                tuple: &t,
+                kind: icmp_types::kind(Family::Ipv4, icmp::parse(body)?.icmp_type),
+            },
+            (6, None) => Subject::Flow {
+                tuple: &t,
+                tcp: Some(flow_state::parse_tcp(body)?.flags),
+            },
+            _ => Subject::Flow {
+                tuple: &t,
+                tcp: None,
             },
         };
-        let d = icmp_error::classify_error(Family::Ipv4, ty, code, lookup);
-        if d.destroy_entry {
-            self.entries.remove(found.unwrap().0);
+        let found = self.find(&looked_up);
+        let view = found.map(|(i, dir)| decide::Found {
+            dir,
+            word: self.entries[i].word,
+        });
+        let knobs = Knobs {
+            keep_replied: self.keep_replied,
+            tcp_loose: true,
+        };
+        let d = decide::decide(&subject, view.as_ref(), &knobs);
+        match (d.action, found) {
+            (Action::Nothing, _) => {}
+            (Action::Create { word, timeout }, _) => self.entries.push(Entry {
+                orig: t,
+                reply: t.reply().unwrap(),
+                word,
+                timeout: self.timeouts.get(timeout),
+            }),
+            (Action::Update { word, timeout }, Some((i, _))) => {
+                let e = &mut self.entries[i];
+                e.word = word;
+                if let Some(timeout) = timeout {
+                    e.timeout = self.timeouts.get(timeout);
+                }
+            }
+            (Action::Close | Action::Destroy, Some((i, _))) => {
+                self.entries.remove(i);
+            }
+            (action, None) => panic!("{action:?} without an entry"),
         }
         Ok(d.state)
     }
@@ -181,9 +139,12 @@ impl Tracker {
     fn lines(&self) -> String {
         let mut s = String::new();
         for e in &self.entries {
-            let (unreplied, assured, tcp_state) = match e.track {
-                Track::Icmp(st) => (!st.replied, false, None),
-                Track::Flow(f) => (!f.replied, f.assured, f.tcp),
+            let (unreplied, assured, tcp_state) = match e.orig.l4 {
+                L4::Icmp { .. } => (entry_word::is_unreplied(e.word), false, None),
+                _ => {
+                    let f = entry_word::unpack_flow(e.word);
+                    (!f.replied, f.assured, f.tcp)
+                }
             };
             let le = LineEntry {
                 tuple: e.orig,
