@@ -140,4 +140,16 @@ const unsigned int ICMP_CT_HZ = HZ;
 const unsigned int ICMP_CT_TABLE_INITIAL_BUCKETS = ICMP_CT_TABLE_MIN_BUCKETS;
 #endif
 
+/*
+ * Per-CPU counters (rust/abstractions/percpu.rs): `count` unsigned longs per possible CPU,
+ * zeroed. this_cpu_add() and the summing loop are macros, hence these wrappers.
+ */
+#include <linux/percpu.h>
+
+unsigned long __percpu *icmp_ct_percpu_counters_alloc(size_t count);
+void icmp_ct_percpu_counters_free(unsigned long __percpu *counters);
+void icmp_ct_percpu_counter_add(unsigned long __percpu *counters, size_t index,
+				unsigned long amount);
+unsigned long icmp_ct_percpu_counter_sum(const unsigned long __percpu *counters, size_t index);
+
 #endif /* ICMP_CT_HELPERS_H */

@@ -287,3 +287,29 @@ struct icmp_ct_entry *icmp_ct_entry_alloc(struct kmem_cache *cache)
 	/* Called from the packet path: never sleep, never warn on a full table's memory. */
 	return kmem_cache_zalloc(cache, GFP_ATOMIC | __GFP_NOWARN);
 }
+
+unsigned long __percpu *icmp_ct_percpu_counters_alloc(size_t count)
+{
+	return __alloc_percpu(count * sizeof(unsigned long), __alignof__(unsigned long));
+}
+
+void icmp_ct_percpu_counters_free(unsigned long __percpu *counters)
+{
+	free_percpu(counters);
+}
+
+void icmp_ct_percpu_counter_add(unsigned long __percpu *counters, size_t index,
+				unsigned long amount)
+{
+	this_cpu_add(counters[index], amount);
+}
+
+unsigned long icmp_ct_percpu_counter_sum(const unsigned long __percpu *counters, size_t index)
+{
+	unsigned long sum = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		sum += READ_ONCE(*per_cpu_ptr(&counters[index], cpu));
+	return sum;
+}

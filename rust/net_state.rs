@@ -138,6 +138,7 @@ impl PernetData for NetState {
 
     fn init(net: &Net) -> Result<KBox<Self>> {
         let table = Table::new()?;
+        let stats = Stats::new()?;
         let type_stats = TypeStats::new()?;
         let gc = DelayedWork::new(net)?;
         let sysctls = SysctlTable::register::<NetState>(net, sysctls::PATH, &sysctls::KNOBS)?;
@@ -162,7 +163,7 @@ impl PernetData for NetState {
                 _type_stat_file: type_stat_file,
                 sysctls,
                 table,
-                stats: Stats::new(),
+                stats,
                 type_stats,
             },
             GFP_KERNEL,

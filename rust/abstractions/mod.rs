@@ -10,6 +10,7 @@ pub(crate) mod jiffies;
 pub(crate) mod log;
 pub(crate) mod net;
 pub(crate) mod netfilter;
+pub(crate) mod percpu;
 pub(crate) mod pernet;
 pub(crate) mod procfs;
 pub(crate) mod rcu;
