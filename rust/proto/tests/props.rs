@@ -13,7 +13,9 @@ use icmp_ct_proto::flow_state::{
 use icmp_ct_proto::icmp_error::{self, ErrorLookup};
 use icmp_ct_proto::icmp_state::{classify_query, IcmpEntryState, Lookup, QueryAction};
 use icmp_ct_proto::icmp_types::{self, IcmpKind};
+use icmp_ct_proto::reader::{PacketBytes, Window};
 use icmp_ct_proto::tuple::{self, Tuple, L4};
+use icmp_ct_proto::ParseError;
 use icmp_ct_proto::{icmp, ipv4, ipv6};
 use proptest::prelude::*;
 
@@ -68,6 +70,77 @@ fn any_tuple() -> impl Strategy<Value = Tuple> {
             l4,
         })
     })
+}
+
+/// A chain of IPv6 extension headers the parser walks: each header's kind (its next-header
+/// value) and length byte, long routing headers (SRv6 up to 127 segments) included.
+fn extension_chain(max: usize) -> impl Strategy<Value = Vec<(u8, u8)>> {
+    let kind = prop::sample::select(vec![
+        ipv6::NEXTHDR_HOP,
+        ipv6::NEXTHDR_ROUTING,
+        ipv6::NEXTHDR_FRAGMENT,
+        ipv6::NEXTHDR_AUTH,
+        ipv6::NEXTHDR_DEST,
+    ]);
+    let len = prop_oneof![0u8..4, Just(32u8), Just(254u8), Just(255u8), any::<u8>()];
+    prop::collection::vec((kind, len), 0..=max)
+}
+
+/// An IPv6 packet with `chain` and then `upper` bytes of ICMPv6; the offset of the ICMPv6
+/// header.
+fn ipv6_with_chain(chain: &[(u8, u8)], upper: &[u8]) -> (Vec<u8>, usize) {
+    let first = chain.first().map_or(58, |&(kind, _)| kind);
+    let mut p = vec![0x60, 0, 0, 0, 0, 0, first, 64];
+    p.extend_from_slice(&[0xfd; 32]);
+    for (i, &(kind, len)) in chain.iter().enumerate() {
+        let next = chain.get(i + 1).map_or(58, |&(kind, _)| kind);
+        let total = match kind {
+            ipv6::NEXTHDR_FRAGMENT => 8,
+            ipv6::NEXTHDR_AUTH => (usize::from(len) + 2) * 4,
+            _ => (usize::from(len) + 1) * 8,
+        };
+        // A first fragment (offset 0), M set: the walk goes on.
+        let second = if kind == ipv6::NEXTHDR_FRAGMENT {
+            0
+        } else {
+            len
+        };
+        p.extend_from_slice(&[next, second]);
+        p.extend(
+            std::iter::repeat(if kind == ipv6::NEXTHDR_FRAGMENT {
+                0
+            } else {
+                0xa5
+            })
+            .take(total - 2),
+        );
+        if kind == ipv6::NEXTHDR_FRAGMENT {
+            let at = p.len() - 5;
+            p[at] = 1;
+        }
+    }
+    let l4_offset = p.len();
+    p.extend_from_slice(upper);
+    let payload_len = (p.len() - 40).min(0xffff) as u16;
+    p[4..6].copy_from_slice(&payload_len.to_be_bytes());
+    (p, l4_offset)
+}
+
+/// A packet's bytes that remembers the reads it served.
+struct Recording<'a> {
+    bytes: &'a [u8],
+    reads: std::cell::RefCell<Vec<(usize, usize)>>,
+}
+
+impl PacketBytes for Recording<'_> {
+    fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn read<'a>(&'a self, offset: usize, buffer: &'a mut [u8]) -> Option<&'a [u8]> {
+        self.reads.borrow_mut().push((offset, buffer.len()));
+        self.bytes.read(offset, buffer)
+    }
 }
 
 fn flow_lookup() -> impl Strategy<Value = FlowLookup> {
@@ -370,5 +443,53 @@ proptest! {
         let d = icmp_error::classify_error(fam, t, code, ErrorLookup::NoEntry);
         prop_assert_eq!(d.state.name(), "INVALID");
         prop_assert!(!d.destroy_entry);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any chain within the limit is walked to the upper layer, whatever its length in
+    /// bytes; cut anywhere before the upper-layer header it is truncated, through a slice
+    /// or a window of the whole packet alike (nothing past the cut is read); each header is
+    /// read once. The same chain in an ICMPv6 error's quote needs its 8 bytes too.
+    #[test]
+    fn extension_chains_truncated_anywhere(chain in extension_chain(ipv6::MAX_EXTENSION_HEADERS)) {
+        let echo = [128u8, 0, 0, 0, 0, 7, 0, 1];
+        let (p, l4_offset) = ipv6_with_chain(&chain, &echo);
+        let h = ipv6::read(&p[..]).unwrap();
+        prop_assert_eq!(h.protocol, 58);
+        prop_assert_eq!(h.l4_offset, l4_offset);
+        prop_assert_eq!(icmp::read(&h.payload_window(&p[..])).unwrap().icmp_type, 128);
+        prop_assert!(icmp_error::read_embedded_v6(&p[..]).is_ok());
+        for cut in 0..p.len() {
+            let got = ipv6::read(&p[..cut]);
+            prop_assert_eq!(got.is_err(), cut < l4_offset, "cut at {}", cut);
+            prop_assert_eq!(ipv6::read(&Window::new(&p[..], 0, cut)), got);
+            let recording = Recording { bytes: &p[..cut], reads: Default::default() };
+            prop_assert_eq!(ipv6::read(&recording), got);
+            let reads = recording.reads.borrow();
+            prop_assert!(reads.len() <= 1 + chain.len());
+            for pair in reads.windows(2) {
+                prop_assert!(pair[0].0 + pair[0].1 <= pair[1].0, "{:?}", reads);
+            }
+            if got.is_err() {
+                prop_assert!(matches!(
+                    got,
+                    Err(ParseError::TruncatedIpv6Header | ParseError::TruncatedExtensionHeader)
+                ));
+            }
+            let embedded = icmp_error::read_embedded_v6(&Window::new(&p[..], 0, cut));
+            prop_assert_eq!(embedded.is_err(), cut < p.len(), "cut at {}", cut);
+        }
+    }
+
+    /// One header more than the limit is INVALID, however short the chain is in bytes.
+    #[test]
+    fn extension_chain_over_the_limit(chain in extension_chain(ipv6::MAX_EXTENSION_HEADERS)) {
+        let mut chain = chain;
+        chain.resize(ipv6::MAX_EXTENSION_HEADERS + 1, (ipv6::NEXTHDR_DEST, 0));
+        let (p, _) = ipv6_with_chain(&chain, &[128, 0, 0, 0, 0, 7, 0, 1]);
+        prop_assert_eq!(ipv6::read(&p[..]), Err(ParseError::TooManyExtensionHeaders));
     }
 }
