@@ -4,6 +4,7 @@
 
 use crate::bindings;
 use crate::proto::addr::Family;
+use crate::proto::reader::PacketBytes;
 use kernel::types::Opaque;
 
 /// A packet handed to a netfilter hook.
@@ -66,6 +67,44 @@ impl SkBuff {
         // SAFETY: `skb_header_pointer` returned either `buffer` or a pointer into the linear
         // area holding at least `len` bytes, both valid while `self` and `buffer` are borrowed.
         Some(unsafe { core::slice::from_raw_parts(ptr.cast::<u8>(), buffer.len()) })
+    }
+}
+
+impl SkBuff {
+    /// The packet's bytes from its network header to its end, for the `proto` parsers.
+    pub(crate) fn network_bytes(&self) -> NetworkBytes<'_> {
+        let offset = u32::try_from(self.network_offset()).ok();
+        NetworkBytes {
+            skb: self,
+            offset: offset.unwrap_or(0),
+            // A network header outside the data (it cannot be) reads as an empty packet.
+            len: offset.map_or(0, |offset| self.len().saturating_sub(offset) as usize),
+        }
+    }
+}
+
+/// A packet's bytes from its network header, read with `skb_header_pointer`: each read
+/// returns the linear area in place, or copies paged data into the caller's stack buffer.
+pub(crate) struct NetworkBytes<'a> {
+    skb: &'a SkBuff,
+    /// Offset of the network header from `skb->data`.
+    offset: u32,
+    /// Bytes from the network header to the end of the packet.
+    len: usize,
+}
+
+impl PacketBytes for NetworkBytes<'_> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn read<'a>(&'a self, offset: usize, buffer: &'a mut [u8]) -> Option<&'a [u8]> {
+        let end = offset.checked_add(buffer.len())?;
+        if end > self.len {
+            return None;
+        }
+        let offset = self.offset.checked_add(u32::try_from(offset).ok()?)?;
+        self.skb.header(offset, buffer)
     }
 }
 
