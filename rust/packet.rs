@@ -12,6 +12,12 @@ use crate::proto::state::InvalidReason;
 use crate::proto::tuple::{self, Tuple, IPPROTO_TCP, IPPROTO_UDP};
 use crate::proto::{icmp, icmp_error, ipv4, ipv6};
 
+/// Bytes read at once from the network header: all the headers of an ICMP or ICMPv6 message
+/// or error without IP options or extension headers (IPv6: 40 + 8 + 40 + 8), so that most
+/// packets cost one `skb_header_pointer`. Headers beyond are read one by one as the walk
+/// reaches them.
+const HEAD_LEN: usize = 96;
+
 /// The longest TCP header (data offset 15): `parse_tcp` checks the options are there.
 const TCP_MAX_HEADER_LEN: usize = 60;
 
@@ -136,7 +142,8 @@ impl Packet {
         if skb.is_notrack() {
             return Packet::NotTracked;
         }
-        Packet::parse(family, &skb.network_bytes())
+        let mut head = [0u8; HEAD_LEN];
+        Packet::parse(family, &skb.network_bytes(&mut head))
     }
 
     /// Parses a packet of `family` (its bytes from the network header).
