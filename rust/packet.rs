@@ -1,30 +1,37 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! What one IPv4 or IPv6 packet is to the tracker: parsed from the first bytes of its network
-//! header with `proto`, without touching the packet.
+//! What one IPv4 or IPv6 packet is to the tracker: parsed with `proto` from the headers it
+//! needs, each read once along the header chain, without touching the packet.
 
 use crate::abstractions::skb::SkBuff;
 use crate::proto::addr::{Addr, Family};
 use crate::proto::flow_state::{self, TcpFlags};
 use crate::proto::icmp_types::{self, IcmpKind};
+use crate::proto::reader::{self, PacketBytes, Window};
 use crate::proto::state::InvalidReason;
 use crate::proto::tuple::{self, Tuple, IPPROTO_TCP, IPPROTO_UDP};
 use crate::proto::{icmp, icmp_error, ipv4, ipv6};
 
-/// Bytes read from each packet: for IPv4 the longest header (60), the ICMP header (8), and
-/// the embedded header of an ICMP error with the 8 bytes after it (68); for IPv6 the fixed
-/// header (40) twice with room for extension headers. A packet whose headers do not fit is
-/// INVALID (truncated), as nf_conntrack's would be beyond its own limits.
-const SNAPLEN: usize = 256;
+/// Bytes read at once from the network header: all the headers of an ICMP or ICMPv6 message
+/// or error without IP options or extension headers (IPv6: 40 + 8 + 40 + 8), so that most
+/// packets cost one `skb_header_pointer`. Headers beyond are read one by one as the walk
+/// reaches them.
+const HEAD_LEN: usize = 96;
+
+/// The longest TCP header (data offset 15): `parse_tcp` checks the options are there.
+const TCP_MAX_HEADER_LEN: usize = 60;
+
+/// The UDP header, and all the tracker reads of other transport headers (ports).
+const TRANSPORT_LEN: usize = 8;
 
 /// What the tracker needs of the IP header of either family.
-struct IpView<'a> {
+struct IpView<'a, R: ?Sized> {
     src: Addr,
     dst: Addr,
     /// Upper-layer protocol.
     protocol: u8,
     /// The upper-layer bytes (empty for a non-first fragment).
-    l4: &'a [u8],
+    l4: Window<'a, R>,
     /// Offset of the upper-layer header from the network header.
     l4_offset: u32,
     /// Part of a fragmented packet.
@@ -33,28 +40,28 @@ struct IpView<'a> {
     has_transport_header: bool,
 }
 
-impl<'a> IpView<'a> {
-    fn parse(family: Family, bytes: &'a [u8]) -> Result<Self, InvalidReason> {
+impl<'a, R: PacketBytes + ?Sized> IpView<'a, R> {
+    fn parse(family: Family, bytes: &'a R) -> Result<Self, InvalidReason> {
         match family {
             Family::Ipv4 => {
-                let ip = ipv4::parse(bytes)?;
+                let ip = ipv4::read(bytes)?;
                 Ok(IpView {
                     src: Addr::from_v4(ip.src),
                     dst: Addr::from_v4(ip.dst),
                     protocol: ip.protocol,
-                    l4: ip.payload(bytes),
+                    l4: ip.payload_window(bytes),
                     l4_offset: u32::try_from(ip.header_len).unwrap_or(u32::MAX),
                     fragmented: ip.is_fragment(),
                     has_transport_header: ip.carries_transport_header(),
                 })
             }
             Family::Ipv6 => {
-                let ip = ipv6::parse(bytes)?;
+                let ip = ipv6::read(bytes)?;
                 Ok(IpView {
                     src: Addr::from_v6(ip.src),
                     dst: Addr::from_v6(ip.dst),
                     protocol: ip.protocol,
-                    l4: ip.payload(bytes),
+                    l4: ip.payload_window(bytes),
                     l4_offset: u32::try_from(ip.l4_offset).unwrap_or(u32::MAX),
                     fragmented: ip.is_fragment(),
                     has_transport_header: ip.carries_transport_header(),
@@ -135,26 +142,12 @@ impl Packet {
         if skb.is_notrack() {
             return Packet::NotTracked;
         }
-        let truncated = Packet::Invalid {
-            reason: ipv4::ParseError::TruncatedIpHeader.into(),
-            icmp_type: None,
-        };
-        let mut buffer = [0u8; SNAPLEN];
-        let Ok(offset) = u32::try_from(skb.network_offset()) else {
-            return truncated;
-        };
-        let available = skb.len().saturating_sub(offset) as usize;
-        let Some(wanted) = buffer.get_mut(..available.min(SNAPLEN)) else {
-            return truncated;
-        };
-        match skb.header(offset, wanted) {
-            Some(bytes) => Packet::parse(family, bytes),
-            None => truncated,
-        }
+        let mut head = [0u8; HEAD_LEN];
+        Packet::parse(family, &skb.network_bytes(&mut head))
     }
 
-    /// Parses the first bytes of a packet of `family`.
-    pub(crate) fn parse(family: Family, bytes: &[u8]) -> Packet {
+    /// Parses a packet of `family` (its bytes from the network header).
+    pub(crate) fn parse<R: PacketBytes + ?Sized>(family: Family, bytes: &R) -> Packet {
         Self::try_parse(family, bytes).unwrap_or_else(|reason| Packet::Invalid {
             reason,
             icmp_type: None,
@@ -178,7 +171,10 @@ impl Packet {
         }
     }
 
-    fn try_parse(family: Family, bytes: &[u8]) -> Result<Packet, InvalidReason> {
+    fn try_parse<R: PacketBytes + ?Sized>(
+        family: Family,
+        bytes: &R,
+    ) -> Result<Packet, InvalidReason> {
         let ip = IpView::parse(family, bytes)?;
         let icmp_protocol = family.icmp_protocol();
         if !ip.has_transport_header {
@@ -196,12 +192,13 @@ impl Packet {
         } = ip;
         Ok(match ip.protocol {
             protocol if protocol == icmp_protocol => {
-                let header = icmp::parse(l4)?;
+                let header = icmp::read(&l4)?;
                 match icmp_types::kind(family, header.icmp_type) {
                     IcmpKind::Error => {
+                        let payload = l4.skip(icmp::HEADER_LEN);
                         let embedded = match family {
-                            Family::Ipv4 => icmp_error::parse_embedded_v4(icmp::payload(l4)),
-                            Family::Ipv6 => icmp_error::parse_embedded_v6(icmp::payload(l4)),
+                            Family::Ipv4 => icmp_error::read_embedded_v4(&payload),
+                            Family::Ipv6 => icmp_error::read_embedded_v6(&payload),
                         };
                         let checked = embedded.map_err(InvalidReason::from).and_then(|embedded| {
                             icmp_error::check_embedded(dst, &embedded).map(|()| embedded)
@@ -239,7 +236,8 @@ impl Packet {
                 }
             }
             IPPROTO_TCP => {
-                let header = flow_state::parse_tcp(l4)?;
+                let mut buffer = [0u8; TCP_MAX_HEADER_LEN];
+                let header = flow_state::parse_tcp(reader::prefix(&l4, 0, &mut buffer))?;
                 Packet::Flow {
                     tuple: Tuple::ports(family, src, dst, ip.protocol, header.sport, header.dport),
                     tcp: Some(header.flags),
@@ -251,7 +249,11 @@ impl Packet {
                     src,
                     dst,
                     protocol: ip.protocol,
-                    l4: tuple::l4_from_transport(family, ip.protocol, l4)?,
+                    l4: tuple::l4_from_transport(
+                        family,
+                        ip.protocol,
+                        reader::prefix(&l4, 0, &mut [0u8; TRANSPORT_LEN]),
+                    )?,
                 },
                 tcp: None,
             },

@@ -25,6 +25,8 @@
 #     own stack does not fix it) is INVALID at A and creates nothing; with ip_ct_checksum=0
 #     it is NEW.
 #  6. A's /proc/net/stat/icmp_ct_types has exactly the ipv6 lines of the traffic above.
+#  7. an echo request behind an SRv6 routing header of 16 segments (its ICMPv6 header at
+#     byte 304, past what a fixed 256-byte read sees) is NEW at A and listed.
 
 # Functions below run through ktap_check, tl_wait_until and the EXIT trap.
 # shellcheck disable=SC2317
@@ -42,7 +44,7 @@ V6_TIMEOUT=77
 tl_require
 
 ktap_header
-ktap_plan 23
+ktap_plan 25
 
 module_is_loaded || module_load || ktap_bail_out "insmod $ICMP_CT_KO failed: $MODULE_ERR"
 tl_pair6 A $A_IP B $B_IP || ktap_bail_out "cannot set up namespaces A and B"
@@ -207,5 +209,34 @@ got=$(tl_get "$A" "$ICMP_CT_TYPES" | grep "^ipv6 ")
 ktap_expect_eq "A's ipv6 lines of /proc/net/stat/icmp_ct_types match the traffic" "$mix" "$got"
 ktap_expect_eq "A has no ipv4 line (no IPv4 traffic)" "" \
 	"$(tl_get "$A" "$ICMP_CT_TYPES" | grep "^ipv4 ")"
+
+##############################################################################
+# 7. A long extension header chain
+
+# srv6_echo_request ID: an echo request B -> A behind an SRv6 routing header (RFC 8754) of 16
+# segments, A the last one (segment list[0]) and segments left 0, so that A takes it as its
+# own: 40 + 264 bytes of headers before the ICMPv6 header.  Sent straight onto B's veth0.
+srv6_echo_request()
+{
+	local mac
+
+	mac=$(ip -n "$A" -br link show veth0 | awk '{ print $3 }')
+	ns_exec "$B" /usr/bin/python3 -c "
+import sys
+from scapy.all import Ether, IPv6, IPv6ExtHdrSegmentRouting, ICMPv6EchoRequest, sendp
+segments = ['$A_IP'] + ['fd00:9::%x' % (0x100 + i) for i in range(15)]
+sendp(Ether(dst='$mac') / IPv6(src='$B_IP', dst='$A_IP') /
+      IPv6ExtHdrSegmentRouting(addresses=segments, segleft=0) /
+      ICMPv6EchoRequest(id=int(sys.argv[1])), iface='veth0', verbose=False)
+" "$1"
+}
+
+tl_snap "$A"
+srv6_echo_request 961 || ktap_msg "scapy could not send the packet"
+tl_wait_delta "$A" hook_pre_routing 1 10 || ktap_msg "nothing reached A"
+tl_expect "echo request behind a 16-segment SRv6 header: NEW at A (mark 1), not INVALID" \
+	"$A" new=1 mark_new=1 insert=1 invalid=0
+ct_check_line "A lists the SRv6 echo request [UNREPLIED]" \
+	"$A" $B_IP $A_IP 128 0 961 129 1 0 $V6_TIMEOUT
 
 ktap_finished

@@ -4,6 +4,7 @@
 
 use crate::bindings;
 use crate::proto::addr::Family;
+use crate::proto::reader::PacketBytes;
 use kernel::types::Opaque;
 
 /// A packet handed to a netfilter hook.
@@ -66,6 +67,59 @@ impl SkBuff {
         // SAFETY: `skb_header_pointer` returned either `buffer` or a pointer into the linear
         // area holding at least `len` bytes, both valid while `self` and `buffer` are borrowed.
         Some(unsafe { core::slice::from_raw_parts(ptr.cast::<u8>(), buffer.len()) })
+    }
+}
+
+impl SkBuff {
+    /// The packet's bytes from its network header to its end, for the `proto` parsers; its
+    /// first `head.len()` bytes (or fewer) are read at once, with one `skb_header_pointer`.
+    pub(crate) fn network_bytes<'a>(&'a self, head: &'a mut [u8]) -> NetworkBytes<'a> {
+        let offset = u32::try_from(self.network_offset()).ok();
+        // A network header outside the data (it cannot be) reads as an empty packet.
+        let len = offset.map_or(0, |offset| self.len().saturating_sub(offset) as usize);
+        let offset = offset.unwrap_or(0);
+        let wanted = len.min(head.len());
+        let head = head
+            .get_mut(..wanted)
+            .and_then(|head| self.header(offset, head))
+            .unwrap_or(&[]);
+        NetworkBytes {
+            skb: self,
+            offset,
+            len,
+            head,
+        }
+    }
+}
+
+/// A packet's bytes from its network header, read with `skb_header_pointer`: the first bytes
+/// once, in place in the linear area or copied to the caller's stack; headers past them
+/// (long IPv6 extension headers) each when asked for, the same way.
+pub(crate) struct NetworkBytes<'a> {
+    skb: &'a SkBuff,
+    /// Offset of the network header from `skb->data`.
+    offset: u32,
+    /// Bytes from the network header to the end of the packet.
+    len: usize,
+    /// The first bytes from the network header.
+    head: &'a [u8],
+}
+
+impl PacketBytes for NetworkBytes<'_> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn read<'a>(&'a self, offset: usize, buffer: &'a mut [u8]) -> Option<&'a [u8]> {
+        let end = offset.checked_add(buffer.len())?;
+        if end > self.len {
+            return None;
+        }
+        if let Some(bytes) = self.head.get(offset..end) {
+            return Some(bytes);
+        }
+        let offset = self.offset.checked_add(u32::try_from(offset).ok()?)?;
+        self.skb.header(offset, buffer)
     }
 }
 

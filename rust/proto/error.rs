@@ -21,7 +21,8 @@ pub enum ParseError {
     TruncatedIpv6Header,
     /// An IPv6 extension header is cut short.
     TruncatedExtensionHeader,
-    /// More IPv6 extension headers than the parser follows.
+    /// More IPv6 extension headers than the parser follows
+    /// (`ipv6::MAX_EXTENSION_HEADERS`).
     TooManyExtensionHeaders,
     /// The IP header embedded in an ICMP error, or the first 8 bytes of its
     /// payload, are cut short.
@@ -45,7 +46,7 @@ impl ParseError {
             Self::BadTcpDataOffset => "bad TCP data offset",
             Self::TruncatedIpv6Header => "truncated IPv6 header",
             Self::TruncatedExtensionHeader => "truncated IPv6 extension header",
-            Self::TooManyExtensionHeaders => "too many IPv6 extension headers",
+            Self::TooManyExtensionHeaders => "more than 8 IPv6 extension headers",
             Self::TruncatedEmbeddedHeader => "truncated embedded header",
             Self::BadEmbeddedHeader => "bad embedded IP header",
             Self::EmbeddedFragment => "embedded non-first fragment",

@@ -3,6 +3,7 @@
 //! The 8-byte ICMP / ICMPv6 header (RFC 792, RFC 4443).
 
 use super::error::ParseError;
+use super::reader::{self, PacketBytes};
 
 /// Length of the ICMP header: type, code, checksum and 4 more bytes.
 pub const HEADER_LEN: usize = 8;
@@ -35,12 +36,15 @@ impl IcmpHeader {
     }
 }
 
-/// Parses the ICMP header at the start of `bytes` (8 bytes needed).
+/// Parses the ICMP header at the start of `bytes` (a slice; see [`read`]).
 pub fn parse(bytes: &[u8]) -> Result<IcmpHeader, ParseError> {
-    let (h, _) = bytes
-        .split_first_chunk::<HEADER_LEN>()
-        .ok_or(ParseError::TruncatedIcmpHeader)?;
-    let [icmp_type, code, c0, c1, r0, r1, r2, r3] = *h;
+    read(bytes)
+}
+
+/// Reads the 8-byte ICMP header at the start of `bytes`.
+pub fn read<R: PacketBytes + ?Sized>(bytes: &R) -> Result<IcmpHeader, ParseError> {
+    let [icmp_type, code, c0, c1, r0, r1, r2, r3] =
+        reader::array::<HEADER_LEN, _>(bytes, 0).ok_or(ParseError::TruncatedIcmpHeader)?;
     Ok(IcmpHeader {
         icmp_type,
         code,

@@ -14,6 +14,7 @@ use super::error::ParseError;
 use super::icmp_types::{self, IcmpKind};
 use super::ipv4;
 use super::ipv6;
+use super::reader::{self, PacketBytes};
 use super::state::{InvalidReason, State};
 use super::tuple::{self, Tuple, L4};
 
@@ -33,13 +34,22 @@ impl Embedded {
     }
 }
 
-fn embedded_from(
+/// How many bytes of the embedded packet's payload an error must carry (RFC 792), and all
+/// the tracker reads of them: ports, or ICMP type, code and id.
+const EMBEDDED_TRANSPORT_LEN: usize = 8;
+
+/// The embedded packet from its addresses and protocol, reading its transport header at
+/// `l4_offset` of `payload` when the protocol needs it.
+fn embedded_from<R: PacketBytes + ?Sized>(
     family: Family,
     src: Addr,
     dst: Addr,
     protocol: u8,
-    l4: &[u8],
+    payload: &R,
+    l4_offset: usize,
 ) -> Result<Embedded, ParseError> {
+    let mut buffer = [0u8; EMBEDDED_TRANSPORT_LEN];
+    let l4 = reader::prefix(payload, l4_offset, &mut buffer);
     let l4 = tuple::l4_from_transport(family, protocol, l4)
         .map_err(|_| ParseError::TruncatedEmbeddedHeader)?;
     let is_icmp_error = match l4 {
@@ -58,13 +68,17 @@ fn embedded_from(
     })
 }
 
-/// Parses the payload of an IPv4 ICMP error (the bytes after its 8-byte
-/// header): the embedded IPv4 header with its options, then the first 8
-/// bytes of its payload when its protocol needs them (TCP and UDP ports,
-/// ICMP type, code and id). A non-first fragment carries no transport
-/// header and is an error.
+/// Parses the payload of an IPv4 ICMP error (a slice; see [`read_embedded_v4`]).
 pub fn parse_embedded_v4(payload: &[u8]) -> Result<Embedded, ParseError> {
-    let ip = ipv4::parse(payload).map_err(|e| match e {
+    read_embedded_v4(payload)
+}
+
+/// Reads the payload of an IPv4 ICMP error (the bytes after its 8-byte header): the
+/// embedded IPv4 header with its options, then the first 8 bytes of its payload when its
+/// protocol needs them (TCP and UDP ports, ICMP type, code and id). A non-first fragment
+/// carries no transport header and is an error.
+pub fn read_embedded_v4<R: PacketBytes + ?Sized>(payload: &R) -> Result<Embedded, ParseError> {
+    let ip = ipv4::read(payload).map_err(|e| match e {
         ParseError::TruncatedIpHeader => ParseError::TruncatedEmbeddedHeader,
         _ => ParseError::BadEmbeddedHeader,
     })?;
@@ -72,21 +86,26 @@ pub fn parse_embedded_v4(payload: &[u8]) -> Result<Embedded, ParseError> {
         return Err(ParseError::EmbeddedFragment);
     }
     // Not bounded by total_len: that is the original packet's length.
-    let l4 = payload.get(ip.header_len..).unwrap_or(&[]);
     embedded_from(
         Family::Ipv4,
         Addr::from_v4(ip.src),
         Addr::from_v4(ip.dst),
         ip.protocol,
-        l4,
+        payload,
+        ip.header_len,
     )
 }
 
-/// Parses the payload of an ICMPv6 error (after its 8-byte header): the
-/// embedded IPv6 header and extension headers, then the first 8 bytes of
-/// the upper-layer header when its protocol needs them.
+/// Parses the payload of an ICMPv6 error (a slice; see [`read_embedded_v6`]).
 pub fn parse_embedded_v6(payload: &[u8]) -> Result<Embedded, ParseError> {
-    let ip = ipv6::parse(payload).map_err(|e| match e {
+    read_embedded_v6(payload)
+}
+
+/// Reads the payload of an ICMPv6 error (after its 8-byte header): the embedded IPv6
+/// header and extension headers, then the first 8 bytes of the upper-layer header when its
+/// protocol needs them.
+pub fn read_embedded_v6<R: PacketBytes + ?Sized>(payload: &R) -> Result<Embedded, ParseError> {
+    let ip = ipv6::read(payload).map_err(|e| match e {
         ParseError::BadIpVersion | ParseError::TooManyExtensionHeaders => {
             ParseError::BadEmbeddedHeader
         }
@@ -95,13 +114,13 @@ pub fn parse_embedded_v6(payload: &[u8]) -> Result<Embedded, ParseError> {
     if !ip.carries_transport_header() {
         return Err(ParseError::EmbeddedFragment);
     }
-    let l4 = payload.get(ip.l4_offset..).unwrap_or(&[]);
     embedded_from(
         Family::Ipv6,
         Addr::from_v6(ip.src),
         Addr::from_v6(ip.dst),
         ip.protocol,
-        l4,
+        payload,
+        ip.l4_offset,
     )
 }
 
@@ -465,5 +484,64 @@ mod tests {
         let d = classify_error(v4, 11, 0, ErrorLookup::NoEntry);
         assert_eq!(d.state, State::Invalid(InvalidReason::NoRelatedEntry));
         assert!(!d.destroy_entry);
+    }
+
+    #[test]
+    fn ipv6_error_about_srv6_packet() {
+        // An echo request with a 16-segment SRv6 header, as a destination unreachable from
+        // a router quotes it: outer IPv6 header, ICMPv6 header, then 40 + 264 + 8 bytes.
+        let router = {
+            let mut b = [0u8; 16];
+            b[0] = 0xfd;
+            b[15] = 0xfe;
+            b
+        };
+        let a6 = {
+            let mut b = router;
+            b[15] = 1;
+            b
+        };
+        let mut inner = std::vec![0x60, 0, 0, 0, 0x01, 0x10, 43, 64];
+        inner.extend_from_slice(&a6);
+        inner.extend_from_slice(&router);
+        inner.extend_from_slice(&[58, 32, 4, 0, 15, 0, 0, 0]);
+        inner.extend_from_slice(&[0xfd; 16 * 16]);
+        inner.extend_from_slice(&[128, 0, 0, 0, 0, 7, 0, 1]);
+        let mut outer = std::vec![0x60, 0, 0, 0];
+        outer.extend_from_slice(&((8 + inner.len()) as u16).to_be_bytes());
+        outer.extend_from_slice(&[58, 64]);
+        outer.extend_from_slice(&router);
+        outer.extend_from_slice(&a6);
+        outer.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0]);
+        outer.extend_from_slice(&inner);
+        assert!(outer.len() > 256);
+        // As the packet path reads it: outer header, ICMPv6 header, embedded packet.
+        let ip = ipv6::read(&outer[..]).unwrap();
+        let l4 = ip.payload_window(&outer[..]);
+        let h = super::super::icmp::read(&l4).unwrap();
+        assert!(icmp_types::kind(Family::Ipv6, h.icmp_type).is_error());
+        let e = read_embedded_v6(&l4.skip(8)).unwrap();
+        assert_eq!(
+            e.tuple,
+            Tuple::icmp(
+                Family::Ipv6,
+                Addr::from_v6(a6),
+                Addr::from_v6(router),
+                128,
+                0,
+                7
+            )
+        );
+        assert_eq!(check_embedded(Addr::from_v6(a6), &e), Ok(()));
+        // Cut anywhere before the 8 bytes of the embedded ICMPv6 header: truncated.
+        for cut in 48..outer.len() {
+            let ip = ipv6::read(&outer[..cut]).unwrap();
+            let l4 = ip.payload_window(&outer[..cut]);
+            assert_eq!(
+                read_embedded_v6(&l4.skip(8)),
+                Err(ParseError::TruncatedEmbeddedHeader),
+                "cut at {cut}"
+            );
+        }
     }
 }

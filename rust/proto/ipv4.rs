@@ -3,6 +3,7 @@
 //! IPv4 header parsing (RFC 791).
 
 pub use super::error::ParseError;
+use super::reader::{self, PacketBytes, Window};
 
 /// Length of the IPv4 header without options.
 pub const MIN_HEADER_LEN: usize = 20;
@@ -46,29 +47,43 @@ impl Ipv4Header {
         self.is_first_fragment()
     }
 
-    /// The bytes after the header, bounded by the slice, and by `total_len`
-    /// when that lies within the slice and covers the header.
-    pub fn payload<'a>(&self, packet: &'a [u8]) -> &'a [u8] {
+    /// End of the packet: `total_len` when that covers the header and lies within the
+    /// `packet_len` bytes there are, else `packet_len`.
+    pub fn end(&self, packet_len: usize) -> usize {
         let total = usize::from(self.total_len);
-        let end = if total >= self.header_len && total <= packet.len() {
+        if total >= self.header_len && total <= packet_len {
             total
         } else {
-            packet.len()
-        };
-        packet.get(self.header_len..end).unwrap_or(&[])
+            packet_len
+        }
+    }
+
+    /// The bytes after the header, up to [`Ipv4Header::end`].
+    pub fn payload<'a>(&self, packet: &'a [u8]) -> &'a [u8] {
+        packet
+            .get(self.header_len..self.end(packet.len()))
+            .unwrap_or(&[])
+    }
+
+    /// The bytes after the header, up to [`Ipv4Header::end`], as a window of `packet`.
+    pub fn payload_window<'r, R: PacketBytes + ?Sized>(&self, packet: &'r R) -> Window<'r, R> {
+        Window::new(packet, self.header_len, self.end(packet.len()))
     }
 }
 
-/// Parses the IPv4 header at the start of `packet`.
-///
-/// The version must be 4, the IHL at least 5, and the slice must hold the
-/// whole header with its options. The total length is reported, not
-/// enforced.
+/// Parses the IPv4 header at the start of `packet` (a slice; see [`read`]).
 pub fn parse(packet: &[u8]) -> Result<Ipv4Header, ParseError> {
-    let fixed = packet
-        .get(..MIN_HEADER_LEN)
-        .and_then(|b| <[u8; MIN_HEADER_LEN]>::try_from(b).ok())
-        .ok_or(ParseError::TruncatedIpHeader)?;
+    read(packet)
+}
+
+/// Reads the IPv4 header at the start of `packet`: its fixed 20 bytes, then checks that the
+/// options its IHL announces are there (the tracker does not look into them).
+///
+/// The version must be 4 and the IHL at least 5. The total length is reported, not
+/// enforced.
+pub fn read<R: PacketBytes + ?Sized>(packet: &R) -> Result<Ipv4Header, ParseError> {
+    let fixed: [u8; MIN_HEADER_LEN] =
+        reader::array(packet, 0).ok_or(ParseError::TruncatedIpHeader)?;
     let [vihl, _tos, tl0, tl1, _id0, _id1, fo0, fo1, ttl, protocol, _c0, _c1, s0, s1, s2, s3, d0, d1, d2, d3] =
         fixed;
     if vihl >> 4 != 4 {

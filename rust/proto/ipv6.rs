@@ -4,15 +4,31 @@
 //! upper-layer header.
 
 use super::error::ParseError;
+use super::reader::{self, PacketBytes, Window};
 
 /// Length of the fixed IPv6 header.
 pub const HEADER_LEN: usize = 40;
 
-/// How many extension headers the parser follows before giving up.
+/// How many extension headers the parser follows before giving up (INVALID, "more than 8
+/// IPv6 extension headers"). RFC 8200 section 4.1 allows each header once, destination
+/// options twice: 6 before the upper layer; the rest is slack.
 pub const MAX_EXTENSION_HEADERS: usize = 8;
 
+/// Next-header value of a hop-by-hop options header.
+pub const NEXTHDR_HOP: u8 = 0;
+/// Next-header value of a routing header (SRv6 among them).
+pub const NEXTHDR_ROUTING: u8 = 43;
+/// Next-header value of a fragment header.
+pub const NEXTHDR_FRAGMENT: u8 = 44;
+/// Next-header value of an authentication header.
+pub const NEXTHDR_AUTH: u8 = 51;
 /// Next-header value meaning "no next header".
 pub const NEXTHDR_NONE: u8 = 59;
+/// Next-header value of a destination options header.
+pub const NEXTHDR_DEST: u8 = 60;
+
+/// Length of the fragment header.
+pub const FRAGMENT_HEADER_LEN: usize = 8;
 
 /// The fields of an IPv6 packet that the tracker uses.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
@@ -48,41 +64,58 @@ impl Ipv6Header {
         self.fragment_offset == 0
     }
 
-    /// The upper-layer bytes, bounded by the slice, and by the payload
-    /// length when that lies within the slice and covers the extension
-    /// headers.
-    pub fn payload<'a>(&self, packet: &'a [u8]) -> &'a [u8] {
+    /// End of the packet: the fixed header plus `payload_len` when that covers the
+    /// extension headers and lies within the `packet_len` bytes there are, else `packet_len`.
+    pub fn end(&self, packet_len: usize) -> usize {
         let end = HEADER_LEN.saturating_add(usize::from(self.payload_len));
-        let end = if end >= self.l4_offset && end <= packet.len() {
+        if end >= self.l4_offset && end <= packet_len {
             end
         } else {
-            packet.len()
-        };
-        packet.get(self.l4_offset..end).unwrap_or(&[])
+            packet_len
+        }
+    }
+
+    /// The upper-layer bytes, up to [`Ipv6Header::end`].
+    pub fn payload<'a>(&self, packet: &'a [u8]) -> &'a [u8] {
+        packet
+            .get(self.l4_offset..self.end(packet.len()))
+            .unwrap_or(&[])
+    }
+
+    /// The upper-layer bytes, up to [`Ipv6Header::end`], as a window of `packet`.
+    pub fn payload_window<'r, R: PacketBytes + ?Sized>(&self, packet: &'r R) -> Window<'r, R> {
+        Window::new(packet, self.l4_offset, self.end(packet.len()))
     }
 }
 
-/// Parses the IPv6 header at the start of `packet` and skips hop-by-hop,
-/// routing, destination options, fragment and AH extension headers.
-///
-/// A non-first fragment stops the walk: `protocol` is then the fragment
-/// header's next header and no transport header follows.
+/// Parses the IPv6 header at the start of `packet` (a slice; see [`read`]).
 pub fn parse(packet: &[u8]) -> Result<Ipv6Header, ParseError> {
-    let (fixed, _) = packet
-        .split_first_chunk::<8>()
-        .ok_or(ParseError::TruncatedIpv6Header)?;
-    let [ver, _, _, _, pl0, pl1, next, hop_limit] = *fixed;
+    read(packet)
+}
+
+/// Reads the IPv6 header at the start of `packet` and walks the hop-by-hop, routing,
+/// destination options, fragment and AH extension headers to the upper-layer header.
+///
+/// Of each extension header only its first two bytes are read (the fragment header: all 8),
+/// and it must end within the packet; a routing header may be as long as its length byte
+/// says (an SRv6 header with 127 segments is 2 KB). More than [`MAX_EXTENSION_HEADERS`] is
+/// an error. A non-first fragment stops the walk: `protocol` is then the fragment header's
+/// next header and no transport header follows.
+pub fn read<R: PacketBytes + ?Sized>(packet: &R) -> Result<Ipv6Header, ParseError> {
+    let fixed: [u8; HEADER_LEN] =
+        reader::array(packet, 0).ok_or(ParseError::TruncatedIpv6Header)?;
+    let [ver, _, _, _, pl0, pl1, next, hop_limit, ..] = fixed;
     if ver >> 4 != 6 {
         return Err(ParseError::BadIpVersion);
     }
-    let src = packet
-        .get(8..24)
-        .and_then(|b| <[u8; 16]>::try_from(b).ok())
-        .ok_or(ParseError::TruncatedIpv6Header)?;
-    let dst = packet
-        .get(24..HEADER_LEN)
-        .and_then(|b| <[u8; 16]>::try_from(b).ok())
-        .ok_or(ParseError::TruncatedIpv6Header)?;
+    let address = |range: core::ops::Range<usize>| {
+        fixed
+            .get(range)
+            .and_then(|b| <[u8; 16]>::try_from(b).ok())
+            .ok_or(ParseError::TruncatedIpv6Header)
+    };
+    let src = address(8..24)?;
+    let dst = address(24..HEADER_LEN)?;
     let mut hdr = Ipv6Header {
         src,
         dst,
@@ -94,39 +127,33 @@ pub fn parse(packet: &[u8]) -> Result<Ipv6Header, ParseError> {
         more_fragments: false,
     };
     for _ in 0..MAX_EXTENSION_HEADERS {
-        let ext_len = match hdr.protocol {
+        let (nh, len) = match hdr.protocol {
             // Hop-by-hop, routing, destination options: (len + 1) * 8.
-            0 | 43 | 60 => {
-                let (nh, len) = ext_start(packet, hdr.l4_offset)?;
-                let len = usize::from(len).wrapping_add(1).wrapping_mul(8);
-                (nh, len)
+            NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_DEST => {
+                let [nh, len] = ext_start(packet, hdr.l4_offset)?;
+                (nh, usize::from(len).wrapping_add(1).wrapping_mul(8))
             }
-            // Fragment header: 8 bytes.
-            44 => {
-                let [nh, _, f0, f1] = packet
-                    .get(hdr.l4_offset..)
-                    .and_then(|b| b.first_chunk::<4>())
-                    .copied()
-                    .ok_or(ParseError::TruncatedExtensionHeader)?;
+            NEXTHDR_FRAGMENT => {
+                let [nh, _, f0, f1, ..] =
+                    reader::array::<FRAGMENT_HEADER_LEN, _>(packet, hdr.l4_offset)
+                        .ok_or(ParseError::TruncatedExtensionHeader)?;
                 let frag = u16::from_be_bytes([f0, f1]);
                 hdr.fragment_offset = frag >> 3;
                 hdr.more_fragments = frag & 1 != 0;
                 if hdr.fragment_offset != 0 {
                     hdr.protocol = nh;
-                    hdr.l4_offset = hdr.l4_offset.saturating_add(8);
+                    hdr.l4_offset = hdr.l4_offset.saturating_add(FRAGMENT_HEADER_LEN);
                     return Ok(hdr);
                 }
-                (nh, 8)
+                (nh, FRAGMENT_HEADER_LEN)
             }
             // Authentication header: (len + 2) * 4.
-            51 => {
-                let (nh, len) = ext_start(packet, hdr.l4_offset)?;
-                let len = usize::from(len).wrapping_add(2).wrapping_mul(4);
-                (nh, len)
+            NEXTHDR_AUTH => {
+                let [nh, len] = ext_start(packet, hdr.l4_offset)?;
+                (nh, usize::from(len).wrapping_add(2).wrapping_mul(4))
             }
             _ => return Ok(hdr),
         };
-        let (nh, len) = ext_len;
         let end = hdr.l4_offset.saturating_add(len);
         if end > packet.len() {
             return Err(ParseError::TruncatedExtensionHeader);
@@ -134,20 +161,24 @@ pub fn parse(packet: &[u8]) -> Result<Ipv6Header, ParseError> {
         hdr.protocol = nh;
         hdr.l4_offset = end;
     }
-    match hdr.protocol {
-        0 | 43 | 44 | 51 | 60 => Err(ParseError::TooManyExtensionHeaders),
-        _ => Ok(hdr),
+    if is_walked_extension_header(hdr.protocol) {
+        Err(ParseError::TooManyExtensionHeaders)
+    } else {
+        Ok(hdr)
     }
 }
 
+/// Whether `next_header` is an extension header [`read`] walks past.
+pub fn is_walked_extension_header(next_header: u8) -> bool {
+    matches!(
+        next_header,
+        NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_FRAGMENT | NEXTHDR_AUTH | NEXTHDR_DEST
+    )
+}
+
 /// Next header and length byte of the extension header at `offset`.
-fn ext_start(packet: &[u8], offset: usize) -> Result<(u8, u8), ParseError> {
-    let [nh, len] = packet
-        .get(offset..)
-        .and_then(|b| b.first_chunk::<2>())
-        .copied()
-        .ok_or(ParseError::TruncatedExtensionHeader)?;
-    Ok((nh, len))
+fn ext_start<R: PacketBytes + ?Sized>(packet: &R, offset: usize) -> Result<[u8; 2], ParseError> {
+    reader::array(packet, offset).ok_or(ParseError::TruncatedExtensionHeader)
 }
 
 #[cfg(test)]
@@ -243,5 +274,118 @@ mod tests {
         }
         let p = header(60, &ext);
         assert_eq!(parse(&p).unwrap().protocol, 58);
+    }
+
+    /// A reader that records every read it serves, to check what the parser takes.
+    struct Recording<'a> {
+        bytes: &'a [u8],
+        reads: core::cell::RefCell<Vec<(usize, usize)>>,
+    }
+
+    impl PacketBytes for Recording<'_> {
+        fn len(&self) -> usize {
+            self.bytes.len()
+        }
+
+        fn read<'a>(&'a self, offset: usize, buffer: &'a mut [u8]) -> Option<&'a [u8]> {
+            self.reads.borrow_mut().push((offset, buffer.len()));
+            self.bytes.read(offset, buffer)
+        }
+    }
+
+    /// An SRv6 segment routing header (RFC 8754) with `segments` segments, segments left 0.
+    fn srh(next: u8, segments: u8) -> Vec<u8> {
+        let mut h = std::vec![next, 2 * segments, 4, 0, segments - 1, 0, 0, 0];
+        for i in 0..segments {
+            let mut segment = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            segment[15] = i;
+            h.extend_from_slice(&segment);
+        }
+        h
+    }
+
+    #[test]
+    fn srv6_header_past_256_bytes() {
+        // 16 segments: 264 bytes of routing header, the ICMPv6 header at 304.
+        let mut ext = srh(58, 16);
+        ext.extend_from_slice(&[128, 0, 0, 0, 0, 7, 0, 1]);
+        let p = header(NEXTHDR_ROUTING, &ext);
+        assert!(p.len() > 256);
+        let h = parse(&p).unwrap();
+        assert_eq!(h.protocol, 58);
+        assert_eq!(h.l4_offset, 40 + 8 + 16 * 16);
+        assert_eq!(h.payload(&p), &[128, 0, 0, 0, 0, 7, 0, 1]);
+        // Each header read once: the fixed header, then the routing header's first two bytes.
+        let r = Recording {
+            bytes: &p,
+            reads: Default::default(),
+        };
+        assert_eq!(read(&r).unwrap(), h);
+        assert_eq!(*r.reads.borrow(), [(0, 40), (40, 2)]);
+        // The largest routing header there is: 255 * 8 + 8 bytes.
+        let mut ext = std::vec![58, 255];
+        ext.resize(2048, 0);
+        let p = header(NEXTHDR_ROUTING, &ext);
+        assert_eq!(parse(&p).unwrap().l4_offset, 40 + 2048);
+        assert_eq!(
+            parse(&p[..p.len() - 1]),
+            Err(ParseError::TruncatedExtensionHeader)
+        );
+    }
+
+    #[test]
+    fn packet_ending_inside_fragment_header() {
+        // Next header 44, then 4 of the fragment header's 8 bytes: 44 bytes in all. A
+        // non-first fragment (offset 185) and a first one alike.
+        for frag in [[0x05, 0xc8], [0, 1]] {
+            let p = header(NEXTHDR_FRAGMENT, &[58, 0, frag[0], frag[1]]);
+            assert_eq!(p.len(), 44);
+            assert_eq!(parse(&p), Err(ParseError::TruncatedExtensionHeader));
+            let mut whole = p.clone();
+            whole.extend_from_slice(&[0, 0, 0, 1]);
+            assert!(parse(&whole).is_ok());
+        }
+    }
+
+    #[test]
+    fn truncation_at_every_offset() {
+        // Hop-by-hop, an SRv6 header of 12 segments, destination options, fragment (first),
+        // ICMPv6: every cut before the upper-layer header is truncated, and a window ending
+        // there reads the same as a slice ending there.
+        let mut ext = std::vec![NEXTHDR_ROUTING, 0, 0, 0, 0, 0, 0, 0];
+        ext.extend_from_slice(&srh(NEXTHDR_DEST, 12));
+        ext.extend_from_slice(&[NEXTHDR_FRAGMENT, 1]);
+        ext.extend_from_slice(&[0; 14]);
+        ext.extend_from_slice(&[58, 0, 0, 0, 0, 0, 0, 9]);
+        ext.extend_from_slice(&[128, 0, 0, 0, 0, 7, 0, 1]);
+        let p = header(NEXTHDR_HOP, &ext);
+        let l4_offset = parse(&p).unwrap().l4_offset;
+        assert_eq!(l4_offset, p.len() - 8);
+        for cut in 0..p.len() {
+            let got = parse(&p[..cut]);
+            if cut < l4_offset {
+                assert!(got.is_err(), "cut at {cut}: {got:?}");
+            }
+            let window = Window::new(&p[..], 0, cut);
+            assert_eq!(read(&window), got, "cut at {cut}");
+            let r = Recording {
+                bytes: &p[..cut],
+                reads: Default::default(),
+            };
+            assert_eq!(read(&r), got);
+            // Four extension headers at most, each read once, and never two reads of the
+            // same bytes.
+            let reads = r.reads.borrow();
+            assert!(reads.len() <= 5);
+            for pair in reads.windows(2) {
+                assert!(pair[0].0 + pair[0].1 <= pair[1].0, "{reads:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn too_many_reason_names_the_limit() {
+        let reason = ParseError::TooManyExtensionHeaders.as_str();
+        assert!(reason.contains(&std::format!(" {MAX_EXTENSION_HEADERS} ")));
     }
 }

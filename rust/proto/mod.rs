@@ -2,7 +2,7 @@
 
 //! Pure, kernel-independent protocol core of icmp_ct.
 //!
-//! Everything here works on byte slices and plain values: header parsing,
+//! Everything here works on packet bytes (`reader`) and plain values: header parsing,
 //! checksums, tuples, the ICMP query and flow state machines, the parsing of
 //! ICMP error payloads and the `/proc/net/ip_conntrack` line format. No code
 //! in this tree allocates, opts out of the compiler's safety checks, indexes
@@ -23,6 +23,7 @@ pub mod icmp_types;
 pub mod ipv4;
 pub mod ipv6;
 pub mod key;
+pub mod reader;
 pub mod state;
 pub mod tuple;
 

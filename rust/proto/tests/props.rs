@@ -13,7 +13,9 @@ use icmp_ct_proto::flow_state::{
 use icmp_ct_proto::icmp_error::{self, ErrorLookup};
 use icmp_ct_proto::icmp_state::{classify_query, IcmpEntryState, Lookup, QueryAction};
 use icmp_ct_proto::icmp_types::{self, IcmpKind};
+use icmp_ct_proto::reader::{PacketBytes, Window};
 use icmp_ct_proto::tuple::{self, Tuple, L4};
+use icmp_ct_proto::ParseError;
 use icmp_ct_proto::{icmp, ipv4, ipv6};
 use proptest::prelude::*;
 
@@ -68,6 +70,82 @@ fn any_tuple() -> impl Strategy<Value = Tuple> {
             l4,
         })
     })
+}
+
+/// A chain of IPv6 extension headers the parser walks: each header's kind (its next-header
+/// value) and length byte, long routing headers (SRv6 up to 127 segments) included.
+fn extension_chain(max: usize) -> impl Strategy<Value = Vec<(u8, u8)>> {
+    let kind = prop::sample::select(vec![
+        ipv6::NEXTHDR_HOP,
+        ipv6::NEXTHDR_ROUTING,
+        ipv6::NEXTHDR_FRAGMENT,
+        ipv6::NEXTHDR_AUTH,
+        ipv6::NEXTHDR_DEST,
+    ]);
+    let len = prop_oneof![0u8..4, Just(32u8), Just(254u8), Just(255u8), any::<u8>()];
+    prop::collection::vec((kind, len), 0..=max)
+}
+
+/// An IPv6 packet with `chain` and then `upper` bytes of ICMPv6. Its fragment headers are
+/// first fragments, except the first one when `non_first` (offset 1480, the walk stops
+/// there). Returns the packet, where the walk ends, the protocol it finds there and whether
+/// it stopped at a non-first fragment.
+fn ipv6_with_chain(
+    chain: &[(u8, u8)],
+    upper: &[u8],
+    non_first: bool,
+) -> (Vec<u8>, usize, u8, bool) {
+    let next_of = |i: usize| chain.get(i).map_or(58, |&(kind, _)| kind);
+    let mut p = vec![0x60, 0, 0, 0, 0, 0, next_of(0), 64];
+    p.extend_from_slice(&[0xfd; 32]);
+    let mut stop = None;
+    for (i, &(kind, len)) in chain.iter().enumerate() {
+        let next = next_of(i + 1);
+        match kind {
+            ipv6::NEXTHDR_FRAGMENT => {
+                let frag: [u8; 2] = if non_first && stop.is_none() {
+                    [0x05, 0xc8]
+                } else {
+                    [0x00, 0x01]
+                };
+                p.extend_from_slice(&[next, 0, frag[0], frag[1], 0, 0, 0, 9]);
+                if non_first && stop.is_none() {
+                    stop = Some((p.len(), next));
+                }
+            }
+            _ => {
+                let total = if kind == ipv6::NEXTHDR_AUTH {
+                    (usize::from(len) + 2) * 4
+                } else {
+                    (usize::from(len) + 1) * 8
+                };
+                p.extend_from_slice(&[next, len]);
+                p.resize(p.len() + total - 2, 0xa5);
+            }
+        }
+    }
+    let (end, protocol) = stop.unwrap_or((p.len(), 58));
+    p.extend_from_slice(upper);
+    let payload_len = (p.len() - 40).min(0xffff) as u16;
+    p[4..6].copy_from_slice(&payload_len.to_be_bytes());
+    (p, end, protocol, stop.is_some())
+}
+
+/// A packet's bytes that remembers the reads it served.
+struct Recording<'a> {
+    bytes: &'a [u8],
+    reads: std::cell::RefCell<Vec<(usize, usize)>>,
+}
+
+impl PacketBytes for Recording<'_> {
+    fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn read<'a>(&'a self, offset: usize, buffer: &'a mut [u8]) -> Option<&'a [u8]> {
+        self.reads.borrow_mut().push((offset, buffer.len()));
+        self.bytes.read(offset, buffer)
+    }
 }
 
 fn flow_lookup() -> impl Strategy<Value = FlowLookup> {
@@ -370,5 +448,68 @@ proptest! {
         let d = icmp_error::classify_error(fam, t, code, ErrorLookup::NoEntry);
         prop_assert_eq!(d.state.name(), "INVALID");
         prop_assert!(!d.destroy_entry);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any chain within the limit is walked to the upper layer (or to a non-first fragment),
+    /// whatever its length in bytes; cut anywhere before the walk's end it is truncated,
+    /// through a slice or a window of the whole packet alike (nothing past the cut is read);
+    /// each header is read once. The same chain in an ICMPv6 error's quote needs the 8 bytes
+    /// after it too.
+    #[test]
+    fn extension_chains_truncated_anywhere(
+        chain in extension_chain(ipv6::MAX_EXTENSION_HEADERS),
+        non_first in any::<bool>(),
+    ) {
+        let echo = [128u8, 0, 0, 0, 0, 7, 0, 1];
+        let (p, end, protocol, stopped) = ipv6_with_chain(&chain, &echo, non_first);
+        let h = ipv6::read(&p[..]).unwrap();
+        prop_assert_eq!(h.protocol, protocol);
+        prop_assert_eq!(h.l4_offset, end);
+        prop_assert_eq!(h.carries_transport_header(), !stopped);
+        if !stopped {
+            prop_assert_eq!(icmp::read(&h.payload_window(&p[..])).unwrap().icmp_type, 128);
+        }
+        for cut in 0..=p.len() {
+            let got = ipv6::read(&p[..cut]);
+            prop_assert_eq!(got.is_err(), cut < end, "cut at {}", cut);
+            prop_assert_eq!(ipv6::read(&Window::new(&p[..], 0, cut)), got);
+            let recording = Recording { bytes: &p[..cut], reads: Default::default() };
+            prop_assert_eq!(ipv6::read(&recording), got);
+            let reads = recording.reads.borrow();
+            prop_assert!(reads.len() <= 1 + chain.len());
+            for pair in reads.windows(2) {
+                prop_assert!(pair[0].0 + pair[0].1 <= pair[1].0, "{:?}", reads);
+            }
+            if got.is_err() {
+                prop_assert!(matches!(
+                    got,
+                    Err(ParseError::TruncatedIpv6Header | ParseError::TruncatedExtensionHeader)
+                ));
+            }
+            let embedded = icmp_error::read_embedded_v6(&Window::new(&p[..], 0, cut));
+            let expected = if cut < end {
+                Err(ParseError::TruncatedEmbeddedHeader)
+            } else if stopped {
+                Err(ParseError::EmbeddedFragment)
+            } else if cut < p.len() {
+                Err(ParseError::TruncatedEmbeddedHeader)
+            } else {
+                Ok(())
+            };
+            prop_assert_eq!(embedded.map(|_| ()), expected, "cut at {}", cut);
+        }
+    }
+
+    /// One header more than the limit is INVALID, however short the chain is in bytes.
+    #[test]
+    fn extension_chain_over_the_limit(chain in extension_chain(ipv6::MAX_EXTENSION_HEADERS)) {
+        let mut chain = chain;
+        chain.resize(ipv6::MAX_EXTENSION_HEADERS + 1, (ipv6::NEXTHDR_DEST, 0));
+        let (p, _, _, _) = ipv6_with_chain(&chain, &[128, 0, 0, 0, 0, 7, 0, 1], false);
+        prop_assert_eq!(ipv6::read(&p[..]), Err(ParseError::TooManyExtensionHeaders));
     }
 }
