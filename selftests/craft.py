@@ -23,6 +23,17 @@ header and always computes the checksum (so --bad-checksum and --src are IPv4 on
 sets the hop limit.  --udp sends through a UDP socket bound to --sport, and --embed-udp
 with IPv6 addresses embeds an IPv6 header.
 
+  craft.py --link veth0 --lladdr 02:..:01 --src ::ffff:10.7.0.2 --dst ::ffff:10.7.0.1 --udp 5000
+                                                          IPv6 built here, sent as a frame
+
+--link DEV builds the whole IPv6 packet here (--src required, checksums computed here) and
+sends it in an Ethernet frame to --lladdr through a packet socket on DEV: it skips the
+sender's netfilter hooks and routing, so it can carry what no IPv6 socket sends, such as
+IPv4-mapped addresses (::ffff:a.b.c.d), which an IPv6 socket sends as IPv4.  --udp-socket
+sends IPv4 --udp datagrams through a UDP socket bound to --src and --sport instead of a raw
+socket (a socket can send to its own address and port and receive what it sent).
+--port-step adds that much to --sport for each datagram (raw IPv4 --udp, --link).
+
 The payload depends on the type: echo 8 bytes, timestamp 12 bytes (originate, receive,
 transmit), information none, address mask 4 bytes, extended echo (RFC 8335) an extension
 header plus an interface identification object naming ifindex --probe-ifindex (default 1,
@@ -170,6 +181,13 @@ def parser():
     p.add_argument("--udp", type=int, metavar="DPORT",
                    help="send UDP datagrams to this port instead of ICMP")
     p.add_argument("--sport", type=int, default=40000, help="UDP source port (--udp)")
+    p.add_argument("--port-step", type=int, default=0,
+                   help="add this to --sport for each datagram (IPv4 --udp, --link)")
+    p.add_argument("--udp-socket", action="store_true",
+                   help="IPv4 --udp through a UDP socket bound to --src and --sport")
+    p.add_argument("--link", metavar="DEV",
+                   help="IPv6 built here, sent as an Ethernet frame on DEV (packet socket)")
+    p.add_argument("--lladdr", metavar="MAC", help="destination MAC address for --link")
     p.add_argument("--probe-ifindex", type=int, default=1)
     p.add_argument("--ttl", type=int, default=64)
     p.add_argument("--quiet-errors", action="store_true", help="failed sends are not fatal")
@@ -213,18 +231,100 @@ def send_ipv6(args):
     return sent, failed, last_err
 
 
+def ipv6_packet(src, dst, next_header, payload, hop_limit):
+    """IPv6 header + payload."""
+    return struct.pack("!IHBB16s16s", 6 << 28, len(payload), next_header, hop_limit,
+                       socket.inet_pton(socket.AF_INET6, src),
+                       socket.inet_pton(socket.AF_INET6, dst)) + payload
+
+
+def ipv6_checksummed(src, dst, next_header, msg, offset):
+    """msg (ICMPv6 or UDP) with its checksum, over the IPv6 pseudo-header, at offset."""
+    pseudo = (socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst)
+              + struct.pack("!IxxxB", len(msg), next_header))
+    msg = msg[:offset] + b"\0\0" + msg[offset + 2:]
+    csum = checksum(pseudo + msg)
+    if next_header == socket.IPPROTO_UDP and csum == 0:
+        csum = 0xFFFF  # 0 means "no checksum", which IPv6 forbids
+    return msg[:offset] + struct.pack("!H", csum) + msg[offset + 2:]
+
+
+def send_link(args):
+    """send() for --link: the IPv6 packet built here, in an Ethernet frame on args.link."""
+    if not (is_ipv6(args.dst) and is_ipv6(args.src)):
+        raise ValueError("--link needs IPv6 --src and --dst")
+    if args.lladdr is None:
+        raise ValueError("--link needs --lladdr")
+    if args.bad_checksum or args.icmp_len is not None:
+        raise ValueError("--bad-checksum, --icmp-len: not with --link")
+    with open("/sys/class/net/%s/address" % args.link) as f:
+        own = bytes.fromhex(f.read().strip().replace(":", ""))
+    eth = bytes.fromhex(args.lladdr.replace(":", "")) + own + struct.pack("!H", 0x86DD)
+    sent = failed = 0
+    last_err = None
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
+        sock.bind((args.link, 0))
+        for i in range(args.count):
+            if args.udp is not None:
+                sport = (args.sport + i * args.port_step) & 0xFFFF
+                msg = struct.pack("!HHHH", sport, args.udp, 16, 0) + b"icmp_ct!"
+                nh, off = socket.IPPROTO_UDP, 6
+            else:
+                ident = (args.ident + i * args.id_step) & 0xFFFF
+                msg = icmp_message(args.icmp_type, args.code, ident, args.seq + i, args)
+                nh, off = socket.IPPROTO_ICMPV6, 2
+            msg = ipv6_checksummed(args.src, args.dst, nh, msg, off)
+            try:
+                sock.send(eth + ipv6_packet(args.src, args.dst, nh, msg, args.ttl))
+                sent += 1
+            except OSError as e:
+                failed += 1
+                last_err = e
+            if args.interval and i + 1 < args.count:
+                time.sleep(args.interval)
+    return sent, failed, last_err
+
+
+def send_udp_socket(args):
+    """send() for --udp-socket: IPv4 datagrams from a UDP socket bound to --src, --sport."""
+    if args.udp is None or is_ipv6(args.dst) or args.port_step:
+        raise ValueError("--udp-socket: IPv4 --udp, one --sport")
+    sent = failed = 0
+    last_err = None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((args.src, args.sport))
+        for i in range(args.count):
+            try:
+                sock.sendto(b"icmp_ct!", (args.dst, args.udp))
+                sent += 1
+            except OSError as e:
+                failed += 1
+                last_err = e
+            if args.interval and i + 1 < args.count:
+                time.sleep(args.interval)
+    return sent, failed, last_err
+
+
 def send(args, sock):
     """Send what args describe; returns (sent, failed, last error or None)."""
     if not 0 <= args.icmp_type <= 255 or not 0 <= args.code <= 255:
         raise ValueError("type and code are 0..255")
+    if args.link is not None:
+        return send_link(args)
+    if args.udp_socket:
+        return send_udp_socket(args)
     if is_ipv6(args.dst):
+        if args.port_step:
+            raise ValueError("--port-step: not with an IPv6 UDP socket")
         return send_ipv6(args)
     sent = failed = 0
     last_err = None
     for i in range(args.count):
         ident = (args.ident + i * args.id_step) & 0xFFFF
         if args.udp is not None:
-            pkt = ip_packet(args.src, args.dst, udp_datagram(args.sport, args.udp), args.ttl,
+            sport = (args.sport + i * args.port_step) & 0xFFFF
+            pkt = ip_packet(args.src, args.dst, udp_datagram(sport, args.udp), args.ttl,
                             socket.IPPROTO_UDP)
         else:
             msg = icmp_message(args.icmp_type, args.code, ident, args.seq + i, args)
@@ -255,6 +355,9 @@ def serve():
       run PROGRAM ARGS... -> run it (no shell), "ok STATUS OUTPUT" with stdout and stderr,
                              newlines turned into "|"; saves "ip netns exec" for each
                              nft or ping of a test
+      bind ADDR PORT      -> keep a UDP socket bound to ADDR, PORT (IPv6 if ADDR has a
+                             ":") open until the agent exits, so that datagrams to it are
+                             received instead of answered with a port unreachable; "ok"
       hello               -> "ok"
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
@@ -264,6 +367,7 @@ def serve():
         raise ValueError(message)
 
     p.error = error
+    held = []
     for line in sys.stdin:
         words = line.split()
         if not words:
@@ -294,6 +398,11 @@ def serve():
                                    stdin=subprocess.DEVNULL, timeout=300, check=False)
                 out = r.stdout.decode(errors="replace").rstrip("\n").replace("\n", "|")
                 reply = "ok %d %s" % (r.returncode, out)
+            elif cmd == "bind":
+                family = socket.AF_INET6 if is_ipv6(rest[0]) else socket.AF_INET
+                held.append(socket.socket(family, socket.SOCK_DGRAM))
+                held[-1].bind((rest[0], int(rest[1])))
+                reply = "ok"
             elif cmd == "hello":
                 reply = "ok"
             else:
