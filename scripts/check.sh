@@ -94,18 +94,23 @@ build_debug_module() {
 	make -s -C "$debug_build" module KDIR="$kdir_debug" KRUSTFLAGS=-Dwarnings KCFLAGS=-Werror
 }
 
-# The selftests run in TCG guests, each one single-threaded QEMU process, that is one core:
-# one lane of guests per core, at most 4 (2 GB each). Every lane boots a guest of the normal
-# kernel, then one of the debug kernel; the guests of a kernel take the tests from one queue
-# (run_kselftest.sh -q), so that no lane idles while another has tests left, and a lane goes
-# on to the debug kernel as soon as the normal queue is empty.
-lanes=$(nproc)
+# The selftests run in TCG guests, each one single-threaded QEMU process, so at most one core
+# each; but the tests wait for timeouts much of the time (a normal guest keeps its core busy
+# about 40% of its time, see Documentation/design.rst): one lane of guests more than there are
+# cores (at most 4 lanes, 2 GB per guest). The guests of a kernel take the tests from one
+# queue (run_kselftest.sh -q), the longest first, so that no lane idles while another still
+# has tests. Each lane boots a guest of the normal kernel, then one of the debug kernel once
+# that is built; the last lane starts with the debug kernel, so that its long tests do not
+# wait for the normal suite. A lane skips a kernel whose queue is already empty.
+lanes=$(($(nproc) + 1))
 [ "$lanes" -le 4 ] || lanes=4
 
 # The queues hand out the longest tests first, in the order of their measured times
 # (Documentation/design.rst), then the rest in the Makefile's order.
-normal_longest_first=(icmp_ct_queries.sh icmp_ct_related.sh icmp_ct_ipv6.sh icmp_ct_table.sh
-	icmp_ct_rmmod_flood.sh icmp_ct_policies.sh icmp_ct_flows.sh icmp_ct_icmp_related.sh)
+normal_longest_first=(icmp_ct_queries.sh icmp_ct_ipv6.sh icmp_ct_table.sh icmp_ct_related.sh
+	icmp_ct_policies.sh icmp_ct_rmmod_flood.sh icmp_ct_flows.sh icmp_ct_nat.sh
+	nf_conntrack_icmp_related_baseline.sh icmp_ct_invalid.sh icmp_ct_icmp_related.sh
+	icmp_ct_timeouts.sh icmp_ct_netns.sh icmp_ct_hooks.sh icmp_ct_load.sh icmp_ct_sysctl.sh)
 debug_longest_first=(icmp_ct_queries.sh icmp_ct_related.sh icmp_ct_ipv6.sh icmp_ct_table.sh
 	icmp_ct_rmmod_flood.sh icmp_ct_policies.sh icmp_ct_flows.sh icmp_ct_icmp_related.sh)
 
@@ -204,21 +209,26 @@ run_guest() {
 	echo "$status $start $SECONDS" >"$logdir/status-$name"
 }
 
-# lane N: the normal guest, then, once the debug kernel and module are built (or known to
-# have failed: $logdir/debug-ready says which), the debug guest, each only if its queue has
-# tests left.
-lane() {
-	local n=$1
-	if [ -n "${queue[normal]:-}" ] && unclaimed normal; then
-		run_guest normal "$n"
-	fi
-	[ "$debug_kernel" = 1 ] || return 0
+# ready KERNEL: whether KERNEL's guests can run; for the debug kernel, waits until it and the
+# module built against it are ready or have failed ($logdir/debug-ready says which).
+ready() {
+	[ -n "${queue[$1]:-}" ] || return 1
+	[ "$1" = debug ] || return 0
 	until [ -e "$logdir/debug-ready" ]; do
 		sleep 5
 	done
-	if [ "$(cat "$logdir/debug-ready")" = ok ] && unclaimed debug; then
-		run_guest debug "$n"
-	fi
+	[ "$(cat "$logdir/debug-ready")" = ok ]
+}
+
+# lane N: a guest of each kernel in turn whose queue still has tests.
+lane() {
+	local n=$1 kernel kernels=(normal debug)
+	[ "$n" != "$lanes" ] || kernels=(debug normal)
+	for kernel in "${kernels[@]}"; do
+		if ready "$kernel" && unclaimed "$kernel"; then
+			run_guest "$kernel" "$n"
+		fi
+	done
 }
 
 # collect KERNEL: adds the results of KERNEL's guests; every test of its queue must have been
