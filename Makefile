@@ -15,7 +15,7 @@ endif
 
 MODULE_MAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM)
 
-.PHONY: all module kernel kernel-debug kdir deps check check-quick demo clean help
+.PHONY: all module kernel kernel-debug kdir deps check check-debug check-quick demo clean help
 
 all: module
 
@@ -37,6 +37,10 @@ deps:
 check: deps
 	@scripts/check.sh
 
+# make check with the whole suite on the debug kernel, not only its share of it.
+check-debug: deps
+	@ICMP_CT_DEBUG_SUITE=all scripts/check.sh
+
 # make check without the debug kernel's run: quicker, for local iteration (never what CI runs).
 check-quick: deps
 	@ICMP_CT_DEBUG_KERNEL=0 scripts/check.sh
@@ -55,6 +59,8 @@ help:
 	@echo "make kdir       print the test kernel's tree"
 	@echo "make demo       boot the test kernel, load the module, ping across two namespaces"
 	@echo "make check      every test: static checks, host tests, the selftests in VMs on"
-	@echo "                the test kernel and on its debug build (KASAN, lockdep, kmemleak)"
-	@echo "make check-quick  the same without the debug kernel"
+	@echo "                the test kernel, the concurrency and teardown ones (and the"
+	@echo "                debug-only ones) also on its debug build (KASAN, lockdep, kmemleak)"
+	@echo "make check-debug  the same with the whole suite on the debug build"
+	@echo "make check-quick  the same without the debug build"
 	@echo "make clean      remove build products"

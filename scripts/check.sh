@@ -23,12 +23,13 @@ step() {
 	if "$@" >"$log" 2>&1; then
 		passed=$((passed + 1))
 		echo "ok   $name ($((SECONDS - start)) s)"
-	else
-		failed=$((failed + 1))
-		failures+=("$name")
-		echo "FAIL $name ($((SECONDS - start)) s); last lines of $log:"
-		tail -40 "$log" | sed 's/^/     /'
+		return 0
 	fi
+	failed=$((failed + 1))
+	failures+=("$name")
+	echo "FAIL $name ($((SECONDS - start)) s); last lines of $log:"
+	tail -40 "$log" | sed 's/^/     /'
+	return 1
 }
 
 check_rustfmt() {
@@ -93,49 +94,163 @@ build_debug_module() {
 	make -s -C "$debug_build" module KDIR="$kdir_debug" KRUSTFLAGS=-Dwarnings KCFLAGS=-Werror
 }
 
-# selftests_start LABEL TREE KO RUNNER_ARGS... -- VM_OPTIONS...: starts the kselftests with
-# module KO in VMs booted from the kernel tree TREE in the background, one guest per
-# RUNNER_ARGS (run_kselftest.sh's -s, -q and -t options, word-split), all at once: each
-# guest is one single-threaded TCG process, so two of them use both cores.
-# selftests_collect LABEL waits for them and adds their results.
-declare -A vm_jobs vm_started
-selftests_start() {
-	local label=$1 tree=$2 ko=$3
-	shift 3
-	local guests=() k name results
-	while [ $# -gt 0 ] && [ "$1" != -- ]; do
-		guests+=("$1")
-		shift
+# The selftests run in TCG guests, each one single-threaded QEMU process, so at most one core
+# each; but the tests wait for timeouts much of the time (a normal guest keeps its core busy
+# about 40% of its time, see Documentation/design.rst): one lane of guests more than there are
+# cores (at most 4 lanes, 2 GB per guest). The guests of a kernel take the tests from one
+# queue (run_kselftest.sh -q), the longest first, so that no lane idles while another still
+# has tests. Each lane boots a guest of the normal kernel, then one of the debug kernel once
+# that is built; the last lane starts with the debug kernel, so that its long tests do not
+# wait for the normal suite. A lane skips a kernel whose queue is already empty.
+lanes=$(($(nproc) + 1))
+[ "$lanes" -le 4 ] || lanes=4
+
+# The queues hand out the longest tests first, in the order of their measured times
+# (Documentation/design.rst), then the rest in the Makefile's order.
+normal_longest_first=(icmp_ct_queries.sh icmp_ct_ipv6.sh icmp_ct_table.sh icmp_ct_related.sh
+	icmp_ct_policies.sh icmp_ct_rmmod_flood.sh icmp_ct_flows.sh icmp_ct_nat.sh
+	nf_conntrack_icmp_related_baseline.sh icmp_ct_invalid.sh icmp_ct_icmp_related.sh
+	icmp_ct_timeouts.sh icmp_ct_netns.sh icmp_ct_hooks.sh icmp_ct_load.sh icmp_ct_sysctl.sh)
+debug_longest_first=(icmp_ct_queries.sh icmp_ct_related.sh icmp_ct_ipv6.sh icmp_ct_table.sh
+	icmp_ct_rmmod_flood.sh icmp_ct_policies.sh icmp_ct_flows.sh icmp_ct_icmp_related.sh)
+
+# What make check runs on the debug kernel (KASAN, lockdep, PROVE_RCU, kmemleak): the tests
+# that hunt concurrency and teardown bugs, not functional ones. Add a test here when it
+# stresses the table, its locking or RCU, or feeds the parser hostile frames. Every test of
+# TEST_PROGS_DEBUG (selftests/Makefile) runs there too without being named here.
+# `make check-debug` (ICMP_CT_DEBUG_SUITE=all) runs the whole suite there instead.
+DEBUG_KERNEL_TESTS=(
+	icmp_ct_rmmod_flood.sh # rmmod and insmod under a flood
+	icmp_ct_netns.sh       # namespaces deleted and the module removed with live entries
+	icmp_ct_table.sh       # table growth, eviction and the full table
+	icmp_ct_timeouts.sh    # thousands of entries expiring at once under garbage collection
+)
+
+mapfile -t normal_tests < <(selftests/run_kselftest.sh -l)
+mapfile -t debug_only_tests < <(selftests/run_kselftest.sh -D -l)
+
+# Every test named anywhere exists: a listed test that is not there fails the run instead of
+# being left out.
+check_test_lists() {
+	local ok=0 t all=" ${normal_tests[*]} ${debug_only_tests[*]} "
+	for t in "${DEBUG_KERNEL_TESTS[@]}" "${normal_longest_first[@]}" \
+		"${debug_longest_first[@]}"; do
+		if [[ $all != *" $t "* ]]; then
+			echo "$t (scripts/check.sh) is in neither TEST_PROGS nor TEST_PROGS_DEBUG"
+			ok=1
+		fi
 	done
-	[ $# -eq 0 ] || shift
-	vm_started[$label]=$SECONDS
-	vm_jobs[$label]=
-	for k in "${!guests[@]}"; do
-		name=$label
-		[ "${#guests[@]}" = 1 ] || name=$label-$((k + 1))
-		results=$(mktemp -d /tmp/icmp_ct-results.XXXXXX)
-		# shellcheck disable=SC2086 # the runner's options, one word each
-		scripts/vm-run.sh --kernel "$tree" --results "$results" --name "$name" \
-			--env ICMP_CT_KDIR="$tree" "$@" \
-			-- env ICMP_CT_KO="$ko" RESULTS_DIR="$results" \
-			selftests/run_kselftest.sh ${guests[$k]} >"$logdir/vm-$name.log" 2>&1 &
-		vm_jobs[$label]+="$!:$name:$results "
+	for t in "${normal_tests[@]}" "${debug_only_tests[@]}"; do
+		if [ ! -x "selftests/$t" ]; then
+			echo "selftests/$t (selftests/Makefile) is missing or not executable"
+			ok=1
+		fi
 	done
-	echo "     $label selftests started in ${#guests[@]} guest(s)"
+	for t in "${debug_only_tests[@]}"; do
+		if [[ " ${normal_tests[*]} " == *" $t "* ]]; then
+			echo "$t is in both TEST_PROGS and TEST_PROGS_DEBUG"
+			ok=1
+		fi
+	done
+	return $ok
 }
 
-selftests_collect() {
-	local label=$1
-	local job pid name results status p f s tp=0 tf=0 ts=0
-	for job in ${vm_jobs[$label]}; do
-		IFS=: read -r pid name results <<<"$job"
-		wait "$pid"
-		status=$?
+# queue_order FIRST_ARRAY TEST...: the TESTs, once each, those in the array named FIRST_ARRAY
+# first, in its order.
+queue_order() {
+	local -n first=$1
+	shift
+	local t
+	local -A wanted=() emitted=()
+	for t in "$@"; do wanted[$t]=1; done
+	for t in "${first[@]}" "$@"; do
+		if [ -n "${wanted[$t]:-}" ] && [ -z "${emitted[$t]:-}" ]; then
+			echo "$t"
+			emitted[$t]=1
+		fi
+	done
+}
+
+# The tests of each kernel's queue (queue_tests[KERNEL], in order) and the host directory its
+# guests share as the queue (queue[KERNEL], unset when that kernel's guests cannot run).
+declare -A queue_tests queue
+
+# unclaimed KERNEL: whether a test of KERNEL's queue has not been taken by a guest yet.
+unclaimed() {
+	local t
+	for t in ${queue_tests[$1]}; do
+		[ -d "${queue[$1]}/$t" ] || return 0
+	done
+	return 1
+}
+
+# run_guest KERNEL LANE: boots a guest of KERNEL (normal or debug) that takes tests from
+# KERNEL's queue until it is empty; its status and times go to $logdir/status-KERNEL-LANE.
+# ICMP_CT_TIME_SCALE stretches the tests' second-scale deadlines: by 2 on the normal kernel,
+# since with more lanes than cores a guest may get only part of one, and by 5 on the debug
+# kernel, which runs 3-7 times slower; its guests have a longer TIMEOUT per test (about
+# twice the longest test's time) and `no5lvl`, since under TCG an unrelated early splat
+# would otherwise turn lockdep off.
+run_guest() {
+	local kernel=$1 lane=$2
+	local name=$kernel-$lane
+	local tree ko args=() options=() t start=$SECONDS status
+	if [ "$kernel" = normal ]; then
+		tree=$kdir ko=$top/icmp_ct.ko
+		options=(--env ICMP_CT_TIME_SCALE=2)
+	else
+		tree=$kdir_debug ko=$debug_build/icmp_ct.ko
+		options=(--kmemleak --append no5lvl --env ICMP_CT_TIME_SCALE=5 --env TIMEOUT=1200
+			--timeout 4800)
+	fi
+	for t in ${queue_tests[$kernel]}; do args+=(-t "$t"); done
+	scripts/vm-run.sh --kernel "$tree" --results "$logdir/results-$name" --name "$name" \
+		--rwdir "${queue[$kernel]}" --env ICMP_CT_KDIR="$tree" "${options[@]}" \
+		-- env ICMP_CT_KO="$ko" selftests/run_kselftest.sh -q "${queue[$kernel]}" "${args[@]}" \
+		>"$logdir/vm-$name.log" 2>&1
+	status=$?
+	echo "$status $start $SECONDS" >"$logdir/status-$name"
+}
+
+# ready KERNEL: whether KERNEL's guests can run; for the debug kernel, waits until it and the
+# module built against it are ready or have failed ($logdir/debug-ready says which).
+ready() {
+	[ -n "${queue[$1]:-}" ] || return 1
+	[ "$1" = debug ] || return 0
+	until [ -e "$logdir/debug-ready" ]; do
+		sleep 5
+	done
+	[ "$(cat "$logdir/debug-ready")" = ok ]
+}
+
+# lane N: a guest of each kernel in turn whose queue still has tests.
+lane() {
+	local n=$1 kernel kernels=(normal debug)
+	[ "$n" != "$lanes" ] || kernels=(debug normal)
+	for kernel in "${kernels[@]}"; do
+		if ready "$kernel" && unclaimed "$kernel"; then
+			run_guest "$kernel" "$n"
+		fi
+	done
+}
+
+# collect KERNEL: adds the results of KERNEL's guests; every test of its queue must have been
+# taken by one (a guest that died leaves the rest to the others, one that never booted takes
+# nothing).
+collect() {
+	local kernel=$1
+	local n name results status start end p f s tp=0 tf=0 ts=0 t
+	for n in $(seq "$lanes"); do
+		name=$kernel-$n
+		results=$logdir/results-$name
+		[ -e "$logdir/status-$name" ] || continue
+		read -r status start end <"$logdir/status-$name"
 		sed 's/^/     /' "$logdir/vm-$name.log" | grep -E '^     (not )?ok |^     #' | head -200
 		p=0 f=0 s=0
 		if [ -r "$results/summary" ]; then
 			read -r _ p _ f _ s <"$results/summary"
 		fi
+		echo "     $name: $p passed, $f failed, $s skipped from $start s to $end s"
 		tp=$((tp + p)) tf=$((tf + f)) ts=$((ts + s))
 		if [ "$status" != 0 ] || [ ! -r "$results/summary" ]; then
 			# A crash, a bad kernel log or a lost summary is a failure of its own.
@@ -146,40 +261,33 @@ selftests_collect() {
 	done
 	passed=$((passed + tp))
 	failed=$((failed + tf + ts))
-	if [ "$ts" != 0 ]; then
-		failures+=("$label: $ts selftests skipped")
-	fi
-	if [ "$tf" != 0 ]; then
-		failures+=("$label: $tf selftests failed")
-	fi
-	echo "     $label selftests: $tp passed, $tf failed, $ts skipped" \
-		"in $((SECONDS - vm_started[$label])) s"
+	[ "$ts" = 0 ] || failures+=("$kernel kernel: $ts selftests skipped")
+	[ "$tf" = 0 ] || failures+=("$kernel kernel: $tf selftests failed")
+	for t in ${queue_tests[$kernel]}; do
+		if [ ! -d "${queue[$kernel]}/$t" ]; then
+			failed=$((failed + 1))
+			failures+=("$kernel kernel: $t never ran")
+		fi
+	done
+	echo "     $kernel kernel: $tp passed, $tf failed, $ts skipped"
 }
 
-# The debug kernel: the whole suite again, on a kernel with KASAN, lockdep, PROVE_RCU,
-# DEBUG_ATOMIC_SLEEP and kmemleak, since RCU and locking bugs hide from functional tests.
-# ICMP_CT_DEBUG_KERNEL=0 leaves it out (a quicker local run); CI always runs it.
+# The debug kernel: KASAN, lockdep, PROVE_RCU, DEBUG_ATOMIC_SLEEP and kmemleak, since RCU and
+# locking bugs hide from functional tests. ICMP_CT_DEBUG_KERNEL=0 leaves it out (a quicker
+# local run); CI always runs it.
 debug_kernel=${ICMP_CT_DEBUG_KERNEL:-1}
 [ "${CI:-}" != true ] || debug_kernel=1
 debug_build=$top/.build-debug
-# Two guests (one per core) take the tests from one queue (run_kselftest.sh -q), the longest
-# first, so that neither idles while the other has a long test left; the rest of the
-# suite follows in its Makefile order. debug_first is the order of their measured times on
-# the debug kernel (Documentation/design.rst): 7 minutes for queries down to under 3 for
-# icmp_related; every other test takes 1-2.5.
-debug_guests=2
-debug_first=(icmp_ct_queries.sh icmp_ct_related.sh icmp_ct_ipv6.sh icmp_ct_table.sh
-	icmp_ct_rmmod_flood.sh icmp_ct_policies.sh icmp_ct_flows.sh icmp_ct_icmp_related.sh)
+kdir_debug=$(scripts/kernel.sh path debug)
 
-# debug_runner_args QUEUE: run_kselftest.sh's options for each debug guest: the queue, then
-# every test of the suite, debug_first's first.
-debug_runner_args() {
-	local args="-q $1" t
-	for t in "${debug_first[@]}" $(selftests/run_kselftest.sh -l); do
-		[[ " $args " == *" -t $t "* ]] || args+=" -t $t"
-	done
-	echo "$args"
-}
+queue_tests[normal]=$(queue_order normal_longest_first "${normal_tests[@]}")
+if [ "${ICMP_CT_DEBUG_SUITE:-selection}" = all ]; then
+	queue_tests[debug]=$(queue_order debug_longest_first "${normal_tests[@]}" \
+		"${debug_only_tests[@]}")
+else
+	queue_tests[debug]=$(queue_order debug_longest_first "${DEBUG_KERNEL_TESTS[@]}" \
+		"${debug_only_tests[@]}")
+fi
 
 # On a fresh machine both kernels must be built: the debug one is built beside everything
 # else, at the lowest priority, so that it takes only what the normal kernel's build and
@@ -196,6 +304,7 @@ wait_debug_kernel_build() {
 
 echo "== icmp_ct checks (logs in $logdir)"
 [ "$debug_kernel" != 1 ] || start_debug_kernel_build
+step "selftest lists name existing tests" check_test_lists
 step "test kernel (cached build)" scripts/kernel.sh build normal
 kdir=$(scripts/kernel.sh path normal)
 step "module builds warning-free" make -s module KDIR="$kdir" KRUSTFLAGS=-Dwarnings KCFLAGS=-Werror
@@ -210,47 +319,33 @@ step "proto host tests (cargo test)" cargo test --quiet --manifest-path rust/pro
 step "proto clippy (host)" cargo clippy --quiet --manifest-path rust/proto/Cargo.toml \
 	--all-targets -- -D warnings
 if [ -e icmp_ct.ko ]; then
-	selftests_start normal "$kdir" "$top/icmp_ct.ko" "-s 1/1"
+	queue[normal]=$(mktemp -d /tmp/icmp_ct-queue.XXXXXX)
 else
 	failed=$((failed + 1))
-	failures+=("selftests: no icmp_ct.ko to test")
+	failures+=("normal kernel: no icmp_ct.ko to test")
 fi
+[ "$debug_kernel" != 1 ] || queue[debug]=$(mktemp -d /tmp/icmp_ct-queue.XXXXXX)
+selftests_start=$SECONDS
+lane_pids=()
+for n in $(seq "$lanes"); do
+	lane "$n" &
+	lane_pids+=($!)
+done
+echo "     selftests started in $lanes lanes of guests (at $SECONDS s)"
+echo "     normal kernel: ${queue_tests[normal]//$'\n'/ }"
+[ "$debug_kernel" != 1 ] || echo "     debug kernel: ${queue_tests[debug]//$'\n'/ }"
 if [ "$debug_kernel" = 1 ]; then
-	step "debug test kernel (cached build)" wait_debug_kernel_build
-	kdir_debug=$(scripts/kernel.sh path debug)
-	step "module builds against the debug kernel" build_debug_module
-	# `no5lvl`: under TCG an unrelated early splat would otherwise turn lockdep off. The
-	# debug kernel runs 3-7 times slower: ICMP_CT_TIME_SCALE stretches the tests' second-scale
-	# deadlines, TIMEOUT their limit (about twice the longest test's time).
-	if [ -e "$debug_build/icmp_ct.ko" ]; then
-		debug_queue=$(mktemp -d /tmp/icmp_ct-queue.XXXXXX)
-		runner_args=$(debug_runner_args "$debug_queue")
-		guests=()
-		for _ in $(seq "$debug_guests"); do
-			guests+=("$runner_args")
-		done
-		selftests_start debug "$kdir_debug" "$debug_build/icmp_ct.ko" "${guests[@]}" \
-			-- --rwdir "$debug_queue" --kmemleak \
-			--append no5lvl --env ICMP_CT_TIME_SCALE=5 \
-			--env TIMEOUT=1200 --timeout 4800
+	if step "debug test kernel (cached build)" wait_debug_kernel_build &&
+		step "module builds against the debug kernel" build_debug_module; then
+		echo ok >"$logdir/debug-ready"
 	else
-		failed=$((failed + 1))
-		failures+=("debug selftests: no debug icmp_ct.ko to test")
+		echo failed >"$logdir/debug-ready"
 	fi
 fi
-for label in normal debug; do
-	[ -z "${vm_jobs[$label]:-}" ] || selftests_collect "$label"
-done
-# Every test must have run on the debug kernel: a guest that died leaves the rest of the
-# queue to the other, and one that never booted takes nothing.
-if [ -n "${debug_queue:-}" ]; then
-	for t in $(selftests/run_kselftest.sh -l); do
-		if [ ! -d "$debug_queue/$t" ]; then
-			failed=$((failed + 1))
-			failures+=("debug: $t never ran")
-		fi
-	done
-fi
+wait "${lane_pids[@]}"
+[ -z "${queue[normal]:-}" ] || collect normal
+[ "$debug_kernel" != 1 ] || [ "$(cat "$logdir/debug-ready")" != ok ] || collect debug
+echo "     selftests took $((SECONDS - selftests_start)) s"
 
 echo
 if [ "$failed" != 0 ]; then

@@ -1,15 +1,16 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Run the icmp_ct selftests: every test in TEST_PROGS of ./Makefile, in order, or only the
-# ones given with -t; with -s K/N only every Nth of them, starting with the Kth (K from 1),
+# Run the icmp_ct selftests: every test in TEST_PROGS of ./Makefile, in order (with -D: in
+# TEST_PROGS_DEBUG, the tests only the debug kernel can run), or only the ones given with -t;
+# -l lists them instead; with -s K/N only every Nth of them, starting with the Kth (K from 1),
 # so that N guests can share a suite.  With -q DIR, runners that share DIR (guests given one
 # host directory) split the list as they go: each test runs once, in the first runner that
 # takes it, so that no runner idles while another still has a queue.  KTAP on stdout: each
 # test's own output nested as "# " lines, then "ok N name", "not ok N name" or
 # "ok N name # SKIP reason".  Exit status 0 when no test failed (skips are fine), 1 otherwise.
 #
-#   run_kselftest.sh [-t TEST]... [-s K/N] [-q DIR] [-l]
+#   run_kselftest.sh [-D] [-t TEST]... [-s K/N] [-q DIR] [-l]
 #
 # Environment:
 #   ICMP_CT_KO   module to test (default: ../icmp_ct.ko relative to this directory)
@@ -29,15 +30,15 @@ cd "$BASE_DIR" || exit 1
 
 usage()
 {
-	echo "usage: $0 [-t TEST]... [-s K/N] [-q DIR] [-l]" >&2
+	echo "usage: $0 [-D] [-t TEST]... [-s K/N] [-q DIR] [-l]" >&2
 	exit 2
 }
 
-# TEST_PROGS from the Makefile (assignment plus backslash continuation lines).
+# test_progs VARIABLE: a list of the Makefile (assignment plus backslash continuation lines).
 test_progs()
 {
-	awk '
-		/^TEST_PROGS[ \t]*[:+]?=/ { on = 1; sub(/^[^=]*=/, "") }
+	awk -v var="$1" '
+		$0 ~ "^" var "[ \t]*[:+]?=" { on = 1; sub(/^[^=]*=/, "") }
 		on {
 			cont = sub(/\\[ \t]*$/, "")
 			n = split($0, w, /[ \t]+/)
@@ -48,21 +49,28 @@ test_progs()
 }
 
 tests=()
+list=TEST_PROGS
 shard=1/1
 queue=
-while getopts "t:s:q:lh" opt; do
+list_only=0
+while getopts "Dt:s:q:lh" opt; do
 	case "$opt" in
+	D) list=TEST_PROGS_DEBUG ;;
 	t) tests+=("$OPTARG") ;;
 	s) shard=$OPTARG ;;
 	q) queue=$OPTARG ;;
-	l) test_progs; exit 0 ;;
+	l) list_only=1 ;;
 	*) usage ;;
 	esac
 done
 shift $((OPTIND - 1))
 [ $# -eq 0 ] || usage
 if [ ${#tests[@]} -eq 0 ]; then
-	mapfile -t tests < <(test_progs)
+	mapfile -t tests < <(test_progs "$list")
+fi
+if [ "$list_only" = 1 ]; then
+	[ ${#tests[@]} -eq 0 ] || printf '%s\n' "${tests[@]}"
+	exit 0
 fi
 [[ $shard =~ ^([0-9]+)/([0-9]+)$ ]] || usage
 shard_k=${BASH_REMATCH[1]}
