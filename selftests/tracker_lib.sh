@@ -541,10 +541,11 @@ tl_sleep_until()
 
 # tl_watch NS SECONDS SRC DST TYPE CODE ID: sample the entry (listed?) and ip_conntrack_count
 # about every 0.1 s, each sample with the times it started and ended, into TL_SAMPLES, until
-# 3 samples in a row found it gone or SECONDS have passed.
+# 3 samples in a row found it gone, the last of them after garbage collection had time to
+# take it off the count (twice TL_COLLECT_MS later), or SECONDS have passed.
 tl_watch()
 {
-	local ns=$1 secs=$2 end s e listed c gone=0
+	local ns=$1 secs=$2 end s e listed c gone=0 gone_since=0
 
 	shift 2
 	TL_SAMPLES=()
@@ -556,12 +557,13 @@ tl_watch()
 			gone=0
 		else
 			listed=0
+			[ "$gone" -gt 0 ] || gone_since=$s
 			gone=$((gone + 1))
 		fi
 		c=$(ct_count "$ns")
 		e=$(tl_ms)
 		TL_SAMPLES+=("$s $e $listed $c")
-		[ "$gone" -ge 3 ] && break
+		[ "$gone" -ge 3 ] && [ "$s" -gt $((gone_since + 2 * TL_COLLECT_MS)) ] && break
 		[ "$e" -lt "$end" ] || break
 		sleep 0.1
 	done
@@ -591,10 +593,15 @@ tl_judge_listed()
 	return 1
 }
 
+# An expired entry leaves the listing at once and ip_conntrack_count when garbage collection
+# takes it: four times a second for a small table (TL_COLLECT_MS allows for a slow guest).
+TL_COLLECT_MS=$((1000 * ICMP_CT_TIME_SCALE))
+
 # tl_judge_gone_after DESC AFTER_MS COUNT [WITHIN_MS]: subtest: every sample that started
-# after AFTER_MS (the latest the entry may expire) found it neither listed nor counted
-# (ip_conntrack_count COUNT, "-": any); there must be one, and with WITHIN_MS the first of
-# them must have started no later than AFTER_MS + WITHIN_MS.
+# after AFTER_MS (the latest the entry may expire) found it not listed, and every one that
+# started TL_COLLECT_MS after that found ip_conntrack_count COUNT ("-": any); there must be
+# one, and with WITHIN_MS the first of them must have started no later than
+# AFTER_MS + WITHIN_MS.
 tl_judge_gone_after()
 {
 	local desc=$1 after=$2 count=$3 within=${4:-} smp s e l c n=0 first="" bad=""
@@ -604,7 +611,8 @@ tl_judge_gone_after()
 		[ "$s" -gt "$after" ] || continue
 		n=$((n + 1))
 		[ -n "$first" ] || first=$s
-		[ "$l" = 0 ] && { [ "$count" = - ] || [ "$c" = "$count" ]; } ||
+		[ "$l" = 0 ] && { [ "$count" = - ] || [ "$s" -le $((after + TL_COLLECT_MS)) ] ||
+			[ "$c" = "$count" ]; } ||
 			bad+="at +$((s - after)) ms: listed=$l count=$c; "
 	done
 	[ "$n" -gt 0 ] || bad="no sample after the deadline"
