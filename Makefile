@@ -15,7 +15,7 @@ endif
 
 MODULE_MAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM)
 
-.PHONY: all module kernel kernel-debug kdir deps check check-quick demo clean help
+.PHONY: all module kernel kernel-debug kdir deps check check-quick demo bench clean help
 
 all: module
 
@@ -44,6 +44,10 @@ check-quick: deps
 demo: kernel
 	@scripts/demo.sh
 
+# Settings: BENCH_ROUNDS, BENCH_PACKETS, BENCH_FILLS, ... (bench/run.sh, bench/guest.sh).
+bench: deps module
+	@bench/run.sh
+
 clean:
 	@if [ -d "$(KDIR)" ]; then $(MODULE_MAKE) clean; fi
 	rm -f rust/bindings_generated.rs
@@ -57,4 +61,6 @@ help:
 	@echo "make check      every test: static checks, host tests, the selftests in VMs on"
 	@echo "                the test kernel and on its debug build (KASAN, lockdep, kmemleak)"
 	@echo "make check-quick  the same without the debug kernel"
+	@echo "make bench      benchmark against nf_conntrack and no tracking in one guest:"
+	@echo "                table, bench/results/latest.{md,json,png} (about 30 minutes)"
 	@echo "make clean      remove build products"
