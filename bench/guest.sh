@@ -260,6 +260,9 @@ pair_setup()
 	done
 }
 
+# pair_teardown: remove S and R, and wait until the kernel has freed them: a namespace is
+# freed by a worker after "ip netns delete" returns, which would otherwise bill the next
+# measurement for freeing a million entries.
 pair_teardown()
 {
 	local t0=$EPOCHREALTIME
@@ -267,7 +270,20 @@ pair_teardown()
 	agent_stop "$R"
 	ns_delete "$S"
 	ns_delete "$R"
+	settle
 	log "$MODE: namespaces removed in $(secs_since "$t0") s"
+}
+
+# settle: wait (at most 2 minutes) for half a second in which no CPU was busy.
+settle()
+{
+	local i b0
+	for ((i = 0; i < 240; i++)); do
+		b0=$(busy_ticks)
+		read -r -t 0.5 -u "$SLEEP_FD"
+		[ "$(busy_ticks)" -gt "$b0" ] || return 0
+	done
+	log "$MODE: the CPUs did not settle"
 }
 
 ##############################################################################
