@@ -62,5 +62,5 @@ help:
 	@echo "                the test kernel and on its debug build (KASAN, lockdep, kmemleak)"
 	@echo "make check-quick  the same without the debug kernel"
 	@echo "make bench      benchmark against nf_conntrack and no tracking in one guest:"
-	@echo "                table, bench/results/latest.{md,json,png} (about 30 minutes)"
+	@echo "                table, bench/results/latest.{md,json,png} (about 25 minutes)"
 	@echo "make clean      remove build products"
