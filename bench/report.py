@@ -66,6 +66,7 @@ def fmt(v, spec="{:.0f}", none="-"):
 
 class Report:
     def __init__(self, records):
+        self.records = records
         self.meta = {}
         for r in records:
             if r["kind"] == "meta":
@@ -229,6 +230,7 @@ class Report:
             "levels": levels,
             "targets": self.targets(basic, levels),
             "lost_packets": self.checks(),
+            "measurements": self.records,
         }
 
 
