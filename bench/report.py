@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Turns bench/guest.sh's measurements into the benchmark's table, JSON and plot.
 
-    report.py --raw RAW [--out DIR] [--command CMD] [--git REV] [--no-plot]
+    report.py --raw RAW [--out DIR] [--command CMD] [--git REV] [--clock TEXT] [--no-plot]
 
 Prints the table (Markdown). With --out, also writes DIR/bench-DATE.json, DIR/latest.json,
 DIR/latest.md and (matplotlib permitting, unless --no-plot) DIR/latest.png.
@@ -216,7 +216,7 @@ class Report:
                     r.get("bytes_per_entry_total"), 128, lambda v: v <= 128, "{:.0f}")
         return out
 
-    def build(self, command, git):
+    def build(self, command, git, clock):
         basic = {w: self.per_packet(w) for w in BASIC + ["fill_%d" % t for t in [0] + self.fills]}
         levels = self.level_rows()
         return {
@@ -225,7 +225,7 @@ class Report:
             "git": git,
             "kernel": self.meta.get("kernel"),
             "settings": self.meta,
-            "clock": "guest time under QEMU -icount shift=0: 1 ns = 1 guest instruction",
+            "clock": clock,
             "per_packet": basic,
             "levels": levels,
             "targets": self.targets(basic, levels),
@@ -330,9 +330,11 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--command", default="")
     ap.add_argument("--git", default="unknown")
+    ap.add_argument("--clock", default="guest clock (real time)",
+                    help="what the guest's clock counted, for the table's first line")
     ap.add_argument("--no-plot", action="store_true")
     args = ap.parse_args()
-    rep = Report(parse(args.raw)).build(args.command, args.git)
+    rep = Report(parse(args.raw)).build(args.command, args.git, args.clock)
     text = table(rep)
     sys.stdout.write(text)
     if args.out:

@@ -46,4 +46,5 @@ scripts/vm-run.sh "${vm_opts[@]}" --results "$work/vm" "${envs[@]}" \
 mkdir -p "$out"
 # Debian's python3 (python3-matplotlib), whatever python3 comes first in PATH.
 /usr/bin/python3 bench/report.py --raw "$work/vm/raw.txt" --out "$out" --command "$command" \
-	--git "$(git describe --always --dirty 2>/dev/null || echo unknown)"
+	--git "$(git describe --always --dirty 2>/dev/null || echo unknown)" \
+	--clock "guest time under QEMU -icount shift=0: 1 ns = 1 guest instruction"
