@@ -15,7 +15,7 @@ endif
 
 MODULE_MAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM)
 
-.PHONY: all module kernel kernel-debug kdir deps check check-debug check-quick demo clean help
+.PHONY: all module kernel kernel-debug kdir deps check check-debug check-quick demo bench clean help
 
 all: module
 
@@ -48,6 +48,10 @@ check-quick: deps
 demo: kernel
 	@scripts/demo.sh
 
+# Settings: BENCH_ROUNDS, BENCH_PACKETS, BENCH_FILLS, ... (bench/run.sh, bench/guest.sh).
+bench: deps module
+	@bench/run.sh
+
 clean:
 	@if [ -d "$(KDIR)" ]; then $(MODULE_MAKE) clean; fi
 	rm -f rust/bindings_generated.rs
@@ -63,4 +67,6 @@ help:
 	@echo "                debug-only ones) also on its debug build (KASAN, lockdep, kmemleak)"
 	@echo "make check-debug  the same with the whole suite on the debug build"
 	@echo "make check-quick  the same without the debug build"
+	@echo "make bench      benchmark against nf_conntrack and no tracking in one guest:"
+	@echo "                table, bench/results/latest.{md,json,png} (about 25 minutes)"
 	@echo "make clean      remove build products"

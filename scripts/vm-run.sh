@@ -23,6 +23,7 @@
 #   --cpus N           guest CPUs (default 2)
 #   --memory SIZE      guest memory (default 2G)
 #   --timeout SECONDS  kill the guest after this long (default 3600)
+#   --qemu-opt OPT     extra QEMU options, appended (repeatable), e.g. "-icount shift=0"
 #
 # Results directory: console.log (everything the guest printed), serial.log (the kernel
 # console, every log level, survives a guest crash), exit_status, dmesg, tainted, kmemleak
@@ -74,6 +75,7 @@ cpus=2
 memory=2G
 timeout_s=3600
 appends=()
+qemu_opts=()
 envs=()
 rwdirs=()
 while [ $# -gt 0 ]; do
@@ -88,6 +90,7 @@ while [ $# -gt 0 ]; do
 	--cpus) cpus=${2:?}; shift 2 ;;
 	--memory) memory=${2:?}; shift 2 ;;
 	--timeout) timeout_s=${2:?}; shift 2 ;;
+	--qemu-opt) qemu_opts+=("${2:?}"); shift 2 ;;
 	--) shift; break ;;
 	-h | --help) usage ;;
 	*) echo "vm-run: unknown option '$1'" >&2; usage ;;
@@ -202,7 +205,7 @@ vng_args=(
 	# Single-threaded TCG: with one host thread per vCPU (MTTCG), a CPU can run a stale
 	# translation of kernel text that another CPU just patched (static keys, e.g. ping's
 	# timestamp key), which ends in "Oops: int3" in unrelated code.
-	--qemu-opts="-accel tcg,thread=single -device virtio-serial-pci,id=vmrun -device virtconsole,bus=vmrun.0,chardev=vmrunlog -chardev file,id=vmrunlog,path=$results/serial.log"
+	--qemu-opts="-accel tcg,thread=single -device virtio-serial-pci,id=vmrun -device virtconsole,bus=vmrun.0,chardev=vmrunlog -chardev file,id=vmrunlog,path=$results/serial.log${qemu_opts[*]/#/ }"
 	--append "console=hvc0 ignore_loglevel"
 	# The host's root file system over 9p, cached in the guest (cache=loose; vng mounts it
 	# uncached): without a cache every exec reads bash, libc and python3 from the host again,
