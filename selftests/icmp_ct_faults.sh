@@ -25,9 +25,9 @@
 #     own port unreachables, so that they stay), the last growth triggered by the last few
 #     packets; then at once Y is deleted and the module removed (odd rounds) or the module
 #     removed with Y still there (even rounds), while the resize worker may still be
-#     rehashing.  Then the same after a mass expiry: the flows' timeout just exceeds the
-#     flood's duration, they expire together and the table shrinks; the teardown follows the
-#     read that found the last one gone.
+#     rehashing.  Then the same after a mass expiry: the flows' timeout exceeds the flood's
+#     duration, they expire together and the table shrinks; the teardown follows the read
+#     that found the last one gone.
 #  The kernel log must stay free of KASAN, lockdep and other reports (scripts/vm-run.sh
 #  --kmemleak also scans for leaks after the run).
 #
@@ -407,7 +407,9 @@ for round in $(seq $TEARDOWN_ROUNDS); do
 	# Shrink: every entry alive at the flood's end, all expiring within the next
 	# flood_secs seconds.
 	{ module_load && pair X Y; } || ktap_bail_out "round $round: cannot set up: $MODULE_ERR"
-	timeout=$((flood_secs + 2))
+	# Twice the growth's flood (set-up included) and more: the same flood here varies with
+	# the machine's load, and no flow may expire before it ends.
+	timeout=$((2 * flood_secs + 5))
 	sysctl_set "$Y" ip_ct_udp_timeout $timeout || ktap_msg "ip_ct_udp_timeout: $SYSCTL_ERR"
 	pktgen "$X" $B_IP "$(mac "$Y")" $GROW 10000 || ktap_msg "pktgen in X failed"
 	top=$(stat_get_pid "$ANCHOR" entries)
