@@ -201,44 +201,6 @@ impl Tuple {
         Some(self.swapped(l4))
     }
 
-    /// A canonical word representation for hashing: family and protocol,
-    /// source, destination, then two words of transport fields tagged by
-    /// their kind. Equal tuples give equal words and vice versa.
-    pub fn hash_words(&self) -> [u32; 11] {
-        let fam = match self.family {
-            Family::Ipv4 => 4,
-            Family::Ipv6 => 6,
-        };
-        let (a, b) = match self.l4 {
-            L4::Icmp {
-                icmp_type,
-                code,
-                id,
-            } => (u32::from_be_bytes([1, 0, icmp_type, code]), u32::from(id)),
-            L4::Ports { sport, dport } => {
-                let [s0, s1] = sport.to_be_bytes();
-                let [d0, d1] = dport.to_be_bytes();
-                (0x0200_0000, u32::from_be_bytes([s0, s1, d0, d1]))
-            }
-            L4::None => (0x0300_0000, 0),
-        };
-        let [s0, s1, s2, s3] = self.src.words();
-        let [d0, d1, d2, d3] = self.dst.words();
-        [
-            u32::from_be_bytes([0, 0, fam, self.protocol]),
-            s0,
-            s1,
-            s2,
-            s3,
-            d0,
-            d1,
-            d2,
-            d3,
-            a,
-            b,
-        ]
-    }
-
     /// Writes the tuple as in `/proc/net/ip_conntrack`:
     /// `src=A dst=B type=8 code=0 id=33029`, `src=A dst=B sport=137
     /// dport=1025` or `src=A dst=B`.
@@ -358,26 +320,6 @@ mod tests {
         );
         let t = Tuple::generic(Ipv6, a6(1), a6(2), 47);
         assert_eq!(text(&t), "src=fd00::1 dst=fd00::2");
-    }
-
-    #[test]
-    fn hash_words_distinguish() {
-        let t = Tuple::icmp(Ipv4, a4(6), a4(10), 8, 0, 33029);
-        let w = t.hash_words();
-        assert_eq!(w[0], 0x0000_0401);
-        assert_eq!(w[1], 0xc0a8_0106);
-        assert_eq!(w[5], 0xc0a8_010a);
-        assert_eq!(w[9], 0x0100_0800);
-        assert_eq!(w[10], 33029);
-        assert_ne!(w, t.reply().unwrap().hash_words());
-        let mut t6 = t;
-        t6.family = Ipv6;
-        assert_ne!(w, t6.hash_words());
-        let p = Tuple::ports(Ipv4, a4(6), a4(10), IPPROTO_TCP, 1, 2);
-        let q = Tuple::ports(Ipv4, a4(6), a4(10), IPPROTO_TCP, 2, 1);
-        assert_ne!(p.hash_words(), q.hash_words());
-        let g = Tuple::generic(Ipv4, a4(6), a4(10), IPPROTO_TCP);
-        assert_ne!(p.hash_words(), g.hash_words());
     }
 
     #[test]
