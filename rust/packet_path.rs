@@ -236,11 +236,12 @@ impl NetState {
             let decision = decide::decide(&subject, found.as_ref().map(|f| &f.view), &knobs);
             let applied = match (found, decision.action) {
                 (_, Action::Nothing) => Applied::Done,
-                (None, Action::Create { word, timeout }) => match self.create(tuple, word, timeout)
-                {
-                    Some(verdict) => return verdict,
-                    None => Applied::Gone,
-                },
+                (None, Action::Create { word, timeout }) => {
+                    match self.create(tuple, word, timeout, &rcu) {
+                        Some(verdict) => return verdict,
+                        None => Applied::Gone,
+                    }
+                }
                 (Some(found), Action::Destroy) => {
                     if found.entry.remove() {
                         self.stats.inc(Counter::DestroyedOnError);
@@ -266,11 +267,17 @@ impl NetState {
 
     /// Creates the entry of a NEW packet; `None` when another CPU inserted it first (look it
     /// up again), else the packet's verdict.
-    fn create(&self, tuple: &Tuple, word: u64, timeout: TimeoutKind) -> Option<Verdict> {
+    fn create(
+        &self,
+        tuple: &Tuple,
+        word: u64,
+        timeout: TimeoutKind,
+        rcu: &RcuGuard,
+    ) -> Option<Verdict> {
         let deadline = self.timeout_deadline(timeout);
         let limit = u32::try_from(self.sysctl(Knob::ConntrackMax)).unwrap_or(0);
         // The entry a reply closed, if it is still there: cheaper than a new one.
-        if self.table.reopen(tuple, word, deadline, limit) {
+        if self.table.reopen(tuple, word, deadline, limit, rcu) {
             self.stats.inc(Counter::Insert);
             return Some(Verdict::Accept);
         }

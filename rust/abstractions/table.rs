@@ -134,9 +134,15 @@ impl Table {
     /// Opens again the closed entry whose original tuple is `tuple`, with state `word` and
     /// `deadline`, in place of inserting a new entry: true if it did. Not when the table
     /// holds `limit` entries (an insertion decides what to evict then).
-    pub(crate) fn reopen(&self, tuple: &Tuple, word: u64, deadline: u32, limit: u32) -> bool {
-        let rcu = RcuGuard::new();
-        let Some((entry, Dir::Original)) = self.lookup_key(&Key::of(tuple), &rcu) else {
+    pub(crate) fn reopen(
+        &self,
+        tuple: &Tuple,
+        word: u64,
+        deadline: u32,
+        limit: u32,
+        rcu: &RcuGuard,
+    ) -> bool {
+        let Some((entry, Dir::Original)) = self.lookup_key(&Key::of(tuple), rcu) else {
             return false;
         };
         let current = entry.state().load(Ordering::Acquire);
