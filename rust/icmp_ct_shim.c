@@ -121,9 +121,17 @@ bool icmp_ct_skb_is_notrack(const struct sk_buff *skb)
 #endif
 }
 
-u32 icmp_ct_key_hash(const void *key, u32 len, u32 seed)
+/*
+ * An IPv4 key's words 3-5 and 7-9 are zero (rust/proto/key.rs): hash only the words that
+ * can differ, with the family and protocol word as part of the seed.
+ */
+u32 icmp_ct_key_hash(const void *data, u32 len, u32 seed)
 {
-	return jhash2(key, len / sizeof(u32), seed);
+	const struct icmp_ct_key *key = data;
+
+	if (key->w[0] >> 24 == 4)
+		return jhash_3words(key->w[1], key->w[2], key->w[6], seed ^ key->w[0]);
+	return jhash2(key->w, ARRAY_SIZE(key->w), seed);
 }
 
 static const struct rhashtable_params icmp_ct_table_params = {
