@@ -14,7 +14,7 @@ use icmp_ct_proto::entry_word;
 use icmp_ct_proto::flow_state::{self, TcpFlags};
 use icmp_ct_proto::icmp_error::{self, Embedded};
 use icmp_ct_proto::icmp_types::{self, IcmpKind};
-use icmp_ct_proto::key::Key;
+use icmp_ct_proto::key::{Key, KEY_WORDS};
 use icmp_ct_proto::reader::{self, PacketBytes, Window};
 use icmp_ct_proto::state::{InvalidReason, State};
 use icmp_ct_proto::tuple::{self, Tuple, L4};
@@ -31,6 +31,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("transport", transport),
     ("embedded", embedded),
     ("checksum", checksum),
+    ("key", key),
     ("packets", packets),
     ("tracker", tracker),
 ];
@@ -399,6 +400,28 @@ fn tuple_properties(t: &Tuple) {
     }
     if let Some(i) = t.invert() {
         assert_eq!(i.invert(), Some(*t));
+    }
+}
+
+/// The table's key as the compare callback meets it, ten words from any bytes: words that
+/// decode to a tuple are that tuple's key, and the reply key computed on the words is the key
+/// of that tuple's reply; no other words have a reply key.
+pub fn key(data: &[u8]) {
+    let mut words = [0u32; KEY_WORDS];
+    for (word, bytes) in words.iter_mut().zip(data.chunks(4)) {
+        let mut b = [0u8; 4];
+        b[..bytes.len()].copy_from_slice(bytes);
+        *word = u32::from_be_bytes(b);
+    }
+    let key = Key(words);
+    let tuple = key.tuple();
+    assert_eq!(
+        key.reply(),
+        tuple.and_then(|t| t.reply()).map(|r| Key::of(&r))
+    );
+    if let Some(t) = tuple {
+        assert_eq!(Key::of(&t), key);
+        tuple_properties(&t);
     }
 }
 
