@@ -703,12 +703,14 @@ impl Tracker {
                 };
                 // Neither key is in the table yet (no entry could be found by both).
                 assert!(self.find(&reply).is_none(), "reply key clashes: {reply:?}");
+                check_entry(&entry);
                 self.entries.push(entry);
             }
             Action::Update { word, .. } => {
                 let (i, _) = found.expect("Update without an entry");
                 assert!(!matches!(subject, Subject::Error { .. }));
                 self.entries[i].word = word;
+                check_entry(&self.entries[i]);
             }
             Action::Close => {
                 let (i, dir) = found.expect("Close without an entry");
@@ -720,23 +722,25 @@ impl Tracker {
                 self.entries.swap_remove(i);
             }
         }
-        for e in &self.entries {
-            if e.icmp {
-                assert_eq!(
-                    entry_word::pack_icmp(entry_word::unpack_icmp(e.word)),
-                    e.word
-                );
-            } else {
-                assert_eq!(
-                    entry_word::pack_flow(entry_word::unpack_flow(e.word)),
-                    e.word
-                );
-            }
-            assert_eq!(e.original.reply(), Some(e.reply));
-            if !e.icmp {
-                assert_eq!(e.reply.reply(), Some(e.original));
-            }
-        }
+    }
+}
+
+/// An entry's word is one `decide` can have made, and each of its keys is the other's reply.
+fn check_entry(e: &Entry) {
+    if e.icmp {
+        assert_eq!(
+            entry_word::pack_icmp(entry_word::unpack_icmp(e.word)),
+            e.word
+        );
+    } else {
+        assert_eq!(
+            entry_word::pack_flow(entry_word::unpack_flow(e.word)),
+            e.word
+        );
+    }
+    assert_eq!(e.original.reply(), Some(e.reply));
+    if !e.icmp {
+        assert_eq!(e.reply.reply(), Some(e.original));
     }
 }
 
