@@ -687,6 +687,19 @@ impl Tracker {
                 assert!(!icmp_types::is_path_mtu_error(family, icmp_type, code));
             }
         }
+        if let Subject::Flow { tcp: None, .. } = subject {
+            // UDP and other protocols: NEW until a reply was seen, ESTABLISHED from the reply
+            // on, in both directions.
+            let established = found.is_some_and(|(i, dir)| {
+                dir == Dir::Reply || !entry_word::is_unreplied(self.entries[i].word)
+            });
+            let expected = if established {
+                State::Established
+            } else {
+                State::New
+            };
+            assert_eq!(d.state, expected);
+        }
         let subject_is_query = matches!(subject, Subject::Query { .. });
         match d.action {
             Action::Nothing => {}
