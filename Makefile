@@ -15,7 +15,7 @@ endif
 
 MODULE_MAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM)
 
-.PHONY: all module kernel kernel-debug kdir deps check check-debug check-quick demo bench clean help
+.PHONY: all module kernel kernel-debug kdir deps check check-debug check-quick demo bench fuzz clean help
 
 all: module
 
@@ -52,6 +52,10 @@ demo: kernel
 bench: deps module
 	@bench/run.sh
 
+# Settings: FUZZ_SECONDS (per target, default 60), FUZZ_RUNS, FUZZ_TARGETS (rust/proto/fuzz/run.sh).
+fuzz:
+	@rust/proto/fuzz/run.sh
+
 clean:
 	@if [ -d "$(KDIR)" ]; then $(MODULE_MAKE) clean; fi
 	rm -f rust/bindings_generated.rs
@@ -69,4 +73,7 @@ help:
 	@echo "make check-quick  the same without the debug build"
 	@echo "make bench      benchmark against nf_conntrack and no tracking in one guest:"
 	@echo "                table, bench/results/latest.{md,json,png} (about 25 minutes)"
+	@echo "make fuzz       fuzz each parser, the error classification and the decision in"
+	@echo "                turn (FUZZ_SECONDS each, default 60), minimize and grow the"
+	@echo "                corpus in rust/proto/fuzz/corpus (make check replays it)"
 	@echo "make clean      remove build products"

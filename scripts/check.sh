@@ -35,7 +35,8 @@ step() {
 check_rustfmt() {
 	# rustfmt follows `mod` items: the crate roots (and the host tests) cover every file.
 	rustfmt --check --edition 2021 --config-path "$kdir/.rustfmt.toml" \
-		rust/icmp_ct_main.rs rust/proto/host.rs rust/proto/tests/*.rs
+		rust/icmp_ct_main.rs rust/proto/host.rs rust/proto/tests/*.rs \
+		rust/proto/fuzz/fuzz_targets/*.rs
 }
 
 check_no_panic() {
@@ -75,7 +76,7 @@ check_source_policy() {
 }
 
 check_shell() {
-	shellcheck scripts/*.sh .ci/run && (cd selftests && shellcheck -x ./*.sh)
+	shellcheck scripts/*.sh .ci/run rust/proto/fuzz/run.sh && (cd selftests && shellcheck -x ./*.sh)
 }
 
 build_module_clippy() {
@@ -315,6 +316,7 @@ step "source policy (no unsafe in proto, SAFETY comments, modinfo)" check_source
 step "shell scripts are shellcheck clean" check_shell
 step "Documentation is valid reStructuredText" /usr/bin/python3 scripts/rst-lint.py \
 	Documentation/*.rst
+# The host tests include the replay of the fuzzers' corpus (tests/fuzz_corpus.rs).
 step "proto host tests (cargo test)" cargo test --quiet --manifest-path rust/proto/Cargo.toml
 step "proto clippy (host)" cargo clippy --quiet --manifest-path rust/proto/Cargo.toml \
 	--all-targets -- -D warnings

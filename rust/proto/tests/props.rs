@@ -15,6 +15,7 @@ use icmp_ct_proto::icmp_state::{classify_query, IcmpEntryState, Lookup, QueryAct
 use icmp_ct_proto::icmp_types::{self, IcmpKind};
 use icmp_ct_proto::key::Key;
 use icmp_ct_proto::reader::{PacketBytes, Window};
+use icmp_ct_proto::state::InvalidReason;
 use icmp_ct_proto::tuple::{self, Tuple, L4};
 use icmp_ct_proto::ParseError;
 use icmp_ct_proto::{icmp, ipv4, ipv6};
@@ -149,6 +150,19 @@ impl PacketBytes for Recording<'_> {
     }
 }
 
+/// The one's complement sum of `data` as big-endian 16-bit words (an odd last byte padded
+/// with zero), the way RFC 1071 section 4.1 adds them: in 16 bits, each carry added back at
+/// once. A test oracle for the checksum functions, which sum in 32 bits and fold at the end.
+fn reference_sum(data: &[u8]) -> u16 {
+    let mut sum = 0u16;
+    for word in data.chunks(2) {
+        let word = u16::from_be_bytes([word[0], word.get(1).copied().unwrap_or(0)]);
+        let (s, carry) = sum.overflowing_add(word);
+        sum = s + u16::from(carry);
+    }
+    sum
+}
+
 fn flow_lookup() -> impl Strategy<Value = FlowLookup> {
     let tcp = prop_oneof![
         Just(None),
@@ -207,8 +221,9 @@ proptest! {
             prop_assert!(h.payload(&data).len() <= data.len() - h.header_len);
         }
         if let Ok(h) = ipv6::parse(&data) {
-            prop_assert!(h.l4_offset <= data.len());
-            let _ = h.payload(&data);
+            prop_assert!(h.l4_offset >= 40 && h.l4_offset <= data.len());
+            let payload = h.payload(&data);
+            prop_assert_eq!(payload, &data[h.l4_offset..h.l4_offset + payload.len()]);
         }
         if let Ok(h) = icmp::parse(&data) {
             prop_assert_eq!(h.icmp_type, data[0]);
@@ -219,18 +234,49 @@ proptest! {
         }
         for fam in [Family::Ipv4, Family::Ipv6] {
             for proto in [1u8, 6, 17, 47, 58] {
-                let _ = tuple::l4_from_transport(fam, proto, &data);
+                let got = tuple::l4_from_transport(fam, proto, &data);
+                let be16 = |at: usize| u16::from_be_bytes([data[at], data[at + 1]]);
+                let expected = match (proto, fam) {
+                    (1, Family::Ipv4) | (58, Family::Ipv6) if data.len() < 8 => {
+                        Err(ParseError::TruncatedIcmpHeader)
+                    }
+                    (1, Family::Ipv4) | (58, Family::Ipv6) => Ok(L4::Icmp {
+                        icmp_type: data[0],
+                        code: data[1],
+                        id: be16(4),
+                    }),
+                    (6 | 17, _) if data.len() < 8 => Err(ParseError::TruncatedL4Header),
+                    (6 | 17, _) => Ok(L4::Ports { sport: be16(0), dport: be16(2) }),
+                    _ => Ok(L4::None),
+                };
+                prop_assert_eq!(got, expected, "{:?} protocol {}", fam, proto);
             }
         }
         for e in [icmp_error::parse_embedded_v4(&data), icmp_error::parse_embedded_v6(&data)]
             .into_iter()
             .flatten()
         {
-            let _ = icmp_error::check_embedded(Addr::default(), &e);
-            prop_assert_eq!(icmp_error::outer_destination_matches(e.tuple.src, &e), true);
+            // Any address but the embedded packet's sender is spoofed.
+            let mut other = e.sender().octets();
+            other[3] ^= 0x80;
+            let other = match e.tuple.family {
+                Family::Ipv4 => Addr::from_v4([other[0], other[1], other[2], other[3]]),
+                Family::Ipv6 => Addr::from_v6(other),
+            };
+            prop_assert!(icmp_error::outer_destination_matches(e.sender(), &e));
+            prop_assert!(!icmp_error::outer_destination_matches(other, &e));
+            let expected = if e.is_icmp_error {
+                Err(InvalidReason::ErrorInError)
+            } else if e.sender() == Addr::default() {
+                Ok(())
+            } else {
+                Err(InvalidReason::SpoofedError)
+            };
+            prop_assert_eq!(icmp_error::check_embedded(Addr::default(), &e), expected);
         }
-        let _ = internet_checksum(&data);
-        let _ = checksum_is_valid(&data);
+        let sum = reference_sum(&data);
+        prop_assert_eq!(internet_checksum(&data), !sum);
+        prop_assert_eq!(checksum_is_valid(&data), sum == 0xffff);
     }
 
     /// Structured input reaches the deeper branches that random bytes rarely do.
@@ -245,16 +291,36 @@ proptest! {
         let mut p = vec![0x40 | ihl, 0, 0, 0, 0, 0, (frag >> 8) as u8, frag as u8, 64, proto, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
         p.extend_from_slice(&tail);
         p.truncate(cut);
-        let r = icmp_error::parse_embedded_v4(&p);
-        if let Ok(e) = r {
-            prop_assert_eq!(e.tuple.protocol, proto);
-            prop_assert!(ihl >= 5);
-        }
+        let header_len = usize::from(ihl) * 4;
+        let needs_transport = matches!(proto, 1 | 6 | 17);
+        let expected = if p.len() < 20 {
+            Err(ParseError::TruncatedEmbeddedHeader)
+        } else if ihl < 5 {
+            Err(ParseError::BadEmbeddedHeader)
+        } else if p.len() < header_len {
+            Err(ParseError::TruncatedEmbeddedHeader)
+        } else if frag & 0x1fff != 0 {
+            Err(ParseError::EmbeddedFragment)
+        } else if needs_transport && p.len() < header_len + 8 {
+            Err(ParseError::TruncatedEmbeddedHeader)
+        } else {
+            Ok((Addr::from_v4([1, 2, 3, 4]), Addr::from_v4([5, 6, 7, 8]), proto))
+        };
+        let got = icmp_error::parse_embedded_v4(&p).map(|e| (e.tuple.src, e.tuple.dst, e.tuple.protocol));
+        prop_assert_eq!(got, expected);
         let mut q = vec![0x60, 0, 0, 0, 0, 0, proto, 64];
         q.extend_from_slice(&[0xfd; 32]);
         q.extend_from_slice(&tail);
         q.truncate(cut);
-        let _ = icmp_error::parse_embedded_v6(&q);
+        // Protocol 1 inside IPv6 is not ICMPv6: tracked by addresses alone.
+        let needs_transport = matches!(proto, 6 | 17 | 58);
+        let expected = if q.len() < 40 || (needs_transport && q.len() < 48) {
+            Err(ParseError::TruncatedEmbeddedHeader)
+        } else {
+            Ok((Addr::from_v6([0xfd; 16]), proto))
+        };
+        let got = icmp_error::parse_embedded_v6(&q).map(|e| (e.tuple.src, e.tuple.protocol));
+        prop_assert_eq!(got, expected);
     }
 
     #[test]
