@@ -7,8 +7,7 @@
 //! retransmission counter; no segment is accepted that nf_conntrack would refuse for its
 //! sequence numbers.
 
-use super::error::ParseError;
-use super::flow_state::TcpFlags;
+use super::flow_state::{TcpFlags, TcpHeader};
 
 /// The largest window scale (RFC 7323).
 const MAX_WSCALE: u8 = 14;
@@ -71,17 +70,16 @@ pub fn window_scale(opts: &[u8]) -> Option<u8> {
     }
 }
 
-/// Parses the segment fields of the TCP header at the start of `header` (with its options;
-/// `parse_tcp` checked its length), given `l4_len` bytes of transport header and payload.
-pub fn segment(header: &[u8], l4_len: usize) -> Result<TcpSegment, ParseError> {
-    let tcp = super::flow_state::parse_tcp(header)?;
+/// The segment fields of `tcp`, parsed by `parse_tcp` from `header` (the TCP header with
+/// its options), given `l4_len` bytes of transport header and payload.
+pub fn segment(tcp: &TcpHeader, header: &[u8], l4_len: usize) -> TcpSegment {
     let window = match header.get(14..16) {
         Some([w0, w1]) => u16::from_be_bytes([*w0, *w1]),
-        _ => return Err(ParseError::TruncatedL4Header),
+        _ => 0,
     };
     let opts = header.get(20..tcp.header_len).unwrap_or(&[]);
     let payload_len = l4_len.saturating_sub(tcp.header_len);
-    Ok(TcpSegment {
+    TcpSegment {
         flags: tcp.flags,
         seq: tcp.seq,
         ack: tcp.ack_seq,
@@ -92,7 +90,7 @@ pub fn segment(header: &[u8], l4_len: usize) -> Result<TcpSegment, ParseError> {
             None
         },
         payload_len: u32::try_from(payload_len).unwrap_or(u32::MAX),
-    })
+    }
 }
 
 /// What one side of a connection has sent, as nf_conntrack's `ip_ct_tcp_state`.
@@ -357,6 +355,30 @@ mod tests {
         assert_eq!(window_scale(&[2, 1, 3, 3, 7]), None);
         assert_eq!(window_scale(&[3, 4, 7, 0]), None);
         assert_eq!(window_scale(&[]), None);
+    }
+
+    #[test]
+    fn segment_fields() {
+        // SYN, window 29200, options MSS, SACK permitted, timestamps, NOP, window scale 7.
+        let mut h = [0u8; 40];
+        h[4..8].copy_from_slice(&1000u32.to_be_bytes());
+        h[12] = 0xa0;
+        h[13] = SYN;
+        h[14..16].copy_from_slice(&29200u16.to_be_bytes());
+        h[20..40].copy_from_slice(&[
+            2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+        ]);
+        let tcp = super::super::flow_state::parse_tcp(&h).unwrap();
+        let s = segment(&tcp, &h, 40 + 5);
+        assert_eq!(
+            (s.seq, s.window, s.wscale, s.payload_len),
+            (1000, 29200, Some(7), 5)
+        );
+        assert_eq!(s.end(), 1000 + 5 + 1);
+        // Only a SYN's window scale counts.
+        h[13] = ACK;
+        let tcp = super::super::flow_state::parse_tcp(&h).unwrap();
+        assert_eq!(segment(&tcp, &h, 40).wscale, None);
     }
 
     #[test]

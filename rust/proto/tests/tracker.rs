@@ -9,7 +9,7 @@ use icmp_ct_proto::checksum::{checksum_is_valid, internet_checksum};
 use icmp_ct_proto::conntrack_line::{write_line, LineEntry};
 use icmp_ct_proto::decide::{self, Action, Dir, Knobs, Subject};
 use icmp_ct_proto::entry_word;
-use icmp_ct_proto::flow_state::Timeouts;
+use icmp_ct_proto::flow_state::{self, Timeouts};
 use icmp_ct_proto::icmp_error;
 use icmp_ct_proto::icmp_types::{self, IcmpKind};
 use icmp_ct_proto::state::{InvalidReason, State};
@@ -98,7 +98,11 @@ impl Tracker {
             },
             (6, None) => Subject::Flow {
                 tuple: &t,
-                tcp: Some(tcp_window::segment(body, body.len())?),
+                tcp: Some(tcp_window::segment(
+                    &flow_state::parse_tcp(body)?,
+                    body,
+                    body.len(),
+                )),
             },
             _ => Subject::Flow {
                 tuple: &t,
