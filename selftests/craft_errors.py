@@ -118,7 +118,7 @@ def send(sock, a):
             raise ValueError("--link needs --lladdr")
         with open("/sys/class/net/%s/address" % a.link) as f:
             own = f.read().strip()
-        frame = bytes(Ether(dst=a.lladdr, src=own)) + data
+        frame = bytes(Ether(dst=a.lladdr, src=own, type=0x0800)) + data
         with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as link:
             link.bind((a.link, 0))
             link.send(frame)
