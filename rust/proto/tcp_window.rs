@@ -3,9 +3,9 @@
 //! TCP sequence tracking: which segments lie within the window their receiver advertised,
 //! after nf_conntrack's `tcp_in_window` (net/netfilter/nf_conntrack_proto_tcp.c, itself
 //! after Guido van Rooij's "Real Stateful TCP Packet Filtering in IP Filter"). Left out: SACK
-//! blocks (the highest acknowledgment is the ACK field), NAT sequence offsets and the
-//! retransmission counter; no segment is accepted that nf_conntrack would refuse for its
-//! sequence numbers.
+//! blocks (the highest acknowledgment is the ACK field), NAT sequence offsets, the
+//! retransmission counter, and the allowance for senders that overshoot the window (which
+//! nf_conntrack lets pass without effect; here such a segment is outside).
 
 use super::flow_state::{TcpFlags, TcpHeader};
 
