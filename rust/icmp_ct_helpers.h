@@ -79,6 +79,19 @@ struct icmp_ct_entry {
 	struct rcu_head rcu;
 };
 
+/* Words of TCP sequence state (rust/proto/tcp_window.rs, TcpWindows::to_words). */
+#define ICMP_CT_TCP_WINDOW_WORDS 8
+
+/*
+ * A TCP entry: the entry, then its sequence state, read and written under `lock`. Its own
+ * slab cache, so that other entries stay one 128-byte object.
+ */
+struct icmp_ct_tcp_entry {
+	struct icmp_ct_entry entry;
+	spinlock_t lock;
+	__u32 windows[ICMP_CT_TCP_WINDOW_WORDS];
+};
+
 struct icmp_ct_table {
 	struct rhashtable ht;
 	struct list_head entries; /* every hashed entry, oldest first (RCU list) */
@@ -121,6 +134,8 @@ void icmp_ct_cond_resched(void);
 
 struct kmem_cache *icmp_ct_entry_cache_create(void);
 struct icmp_ct_entry *icmp_ct_entry_alloc(struct kmem_cache *cache);
+struct kmem_cache *icmp_ct_tcp_entry_cache_create(void);
+struct icmp_ct_entry *icmp_ct_tcp_entry_alloc(struct kmem_cache *cache);
 
 void icmp_ct_init_delayed_work(struct delayed_work *work, work_func_t func);
 struct delayed_work *icmp_ct_to_delayed_work(struct work_struct *work);

@@ -52,10 +52,11 @@ impl kernel::Module for IcmpCt {
         sysctls::CONNTRACK_MAX.store(max, Ordering::Relaxed);
         let pernet = PernetRegistration::<NetState>::new()?;
         pr_info!(
-            "loaded (table size {} buckets, growing; limit {} entries per namespace; {} bytes per entry)\n",
+            "loaded (table size {} buckets, growing; limit {} entries per namespace; {} bytes per entry, {} per TCP entry)\n",
             abstractions::table::INITIAL_BUCKETS,
             max,
-            cache.object_size()
+            cache.object_size(),
+            cache.tcp_object_size()
         );
         Ok(IcmpCt {
             _pernet: pernet,

@@ -296,6 +296,22 @@ struct icmp_ct_entry *icmp_ct_entry_alloc(struct kmem_cache *cache)
 	return kmem_cache_zalloc(cache, GFP_ATOMIC | __GFP_NOWARN);
 }
 
+struct kmem_cache *icmp_ct_tcp_entry_cache_create(void)
+{
+	return kmem_cache_create("icmp_ct_tcp_entry", sizeof(struct icmp_ct_tcp_entry), 0,
+				 SLAB_HWCACHE_ALIGN, NULL);
+}
+
+struct icmp_ct_entry *icmp_ct_tcp_entry_alloc(struct kmem_cache *cache)
+{
+	struct icmp_ct_tcp_entry *tcp = kmem_cache_zalloc(cache, GFP_ATOMIC | __GFP_NOWARN);
+
+	if (!tcp)
+		return NULL;
+	spin_lock_init(&tcp->lock);
+	return &tcp->entry;
+}
+
 unsigned long __percpu *icmp_ct_percpu_counters_alloc(size_t count)
 {
 	return __alloc_percpu(count * sizeof(unsigned long), __alignof__(unsigned long));

@@ -5,10 +5,11 @@
 
 use crate::abstractions::skb::SkBuff;
 use crate::proto::addr::{Addr, Family};
-use crate::proto::flow_state::{self, TcpFlags};
+use crate::proto::flow_state;
 use crate::proto::icmp_types::{self, IcmpKind};
 use crate::proto::reader::{self, PacketBytes, Window};
 use crate::proto::state::InvalidReason;
+use crate::proto::tcp_window::{self, TcpSegment};
 use crate::proto::tuple::{self, Tuple, IPPROTO_TCP, IPPROTO_UDP};
 use crate::proto::{icmp, icmp_error, ipv4, ipv6};
 
@@ -18,7 +19,8 @@ use crate::proto::{icmp, icmp_error, ipv4, ipv6};
 /// reaches them.
 const HEAD_LEN: usize = 96;
 
-/// The longest TCP header (data offset 15): `parse_tcp` checks the options are there.
+/// The longest TCP header (data offset 15): `parse_tcp` checks the options are there, and
+/// sequence tracking reads the window scale among them.
 const TCP_MAX_HEADER_LEN: usize = 60;
 
 /// The UDP header, and all the tracker reads of other transport headers (ports).
@@ -115,8 +117,8 @@ pub(crate) enum Packet {
     Flow {
         /// Its tuple.
         tuple: Tuple,
-        /// The TCP flags for TCP.
-        tcp: Option<TcpFlags>,
+        /// The TCP segment's fields, for TCP.
+        tcp: Option<TcpSegment>,
     },
 }
 
@@ -237,10 +239,11 @@ impl Packet {
             }
             IPPROTO_TCP => {
                 let mut buffer = [0u8; TCP_MAX_HEADER_LEN];
-                let header = flow_state::parse_tcp(reader::prefix(&l4, 0, &mut buffer))?;
+                let bytes = reader::prefix(&l4, 0, &mut buffer);
+                let header = flow_state::parse_tcp(bytes)?;
                 Packet::Flow {
                     tuple: Tuple::ports(family, src, dst, ip.protocol, header.sport, header.dport),
-                    tcp: Some(header.flags),
+                    tcp: Some(tcp_window::segment(&header, bytes, l4.len())),
                 }
             }
             IPPROTO_UDP => Packet::Flow {

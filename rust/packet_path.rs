@@ -14,7 +14,7 @@ use crate::abstractions::jiffies;
 use crate::abstractions::netfilter::{HookPoint, NetHooks, Verdict};
 use crate::abstractions::rcu::RcuGuard;
 use crate::abstractions::skb::SkBuff;
-use crate::abstractions::table::{EntryRef, Eviction, InsertError, NewEntry};
+use crate::abstractions::table::{EntryRef, Eviction, InsertError, NewEntry, WindowsGuard};
 use crate::bindings;
 use crate::net_state::NetState;
 use crate::packet::Packet;
@@ -23,6 +23,7 @@ use crate::proto::decide::{self, Action, Decision, Knobs, Subject};
 use crate::proto::entry_word;
 use crate::proto::flow_state::TimeoutKind;
 use crate::proto::state::{InvalidReason, State};
+use crate::proto::tcp_window::TcpWindows;
 use crate::proto::tuple::Tuple;
 use crate::stats::Counter;
 use crate::sysctls::Knob;
@@ -63,6 +64,8 @@ struct Found<'a> {
     entry: EntryRef<'a>,
     /// Its direction and state word when it was found.
     view: decide::Found,
+    /// A TCP entry's sequence state, locked from the lookup until the packet is applied.
+    windows: Option<WindowsGuard<'a>>,
 }
 
 /// Whether an action reached its entry.
@@ -185,13 +188,19 @@ impl NetState {
     /// Looks `tuple` up, ignoring expired entries and entries not (or no longer) live.
     fn find<'a>(&'a self, tuple: &Tuple, rcu: &'a RcuGuard) -> Option<Found<'a>> {
         let (entry, dir) = self.table.lookup(tuple, rcu)?;
+        let windows = entry.lock_windows();
         let word = entry.state().load(Ordering::Acquire);
         if !entry_word::is_live(word) || entry.expired(jiffies::now()) {
             return None;
         }
         Some(Found {
             entry,
-            view: decide::Found { dir, word },
+            view: decide::Found {
+                dir,
+                word,
+                windows: windows.as_ref().map(WindowsGuard::get),
+            },
+            windows,
         })
     }
 
@@ -236,12 +245,17 @@ impl NetState {
             let decision = decide::decide(&subject, found.as_ref().map(|f| &f.view), &knobs);
             let applied = match (found, decision.action) {
                 (_, Action::Nothing) => Applied::Done,
-                (None, Action::Create { word, timeout }) => {
-                    match self.create(tuple, word, timeout, &rcu) {
-                        Some(verdict) => return verdict,
-                        None => Applied::Gone,
-                    }
-                }
+                (
+                    None,
+                    Action::Create {
+                        word,
+                        timeout,
+                        windows,
+                    },
+                ) => match self.create(tuple, word, timeout, windows.as_ref(), &rcu) {
+                    Some(verdict) => return verdict,
+                    None => Applied::Gone,
+                },
                 (Some(found), Action::Destroy) => {
                     if found.entry.remove() {
                         self.stats.inc(Counter::DestroyedOnError);
@@ -272,6 +286,7 @@ impl NetState {
         tuple: &Tuple,
         word: u64,
         timeout: TimeoutKind,
+        windows: Option<&TcpWindows>,
         rcu: &RcuGuard,
     ) -> Option<Verdict> {
         let deadline = self.timeout_deadline(timeout);
@@ -281,7 +296,7 @@ impl NetState {
             self.stats.inc(Counter::Insert);
             return Some(Verdict::Accept);
         }
-        match self.insert(tuple, word, deadline) {
+        match self.insert(tuple, word, deadline, windows) {
             Err(InsertError::Clash) => None,
             Err(InsertError::Full) => Some(Verdict::Drop),
             Ok(()) => Some(Verdict::Accept),
@@ -314,8 +329,8 @@ impl NetState {
                 Err(actual) if entry_word::is_live(actual) => {
                     current = actual;
                     decision = redecide(&decide::Found {
-                        dir: found.view.dir,
                         word: actual,
+                        ..found.view
                     });
                 }
                 Err(_) => return Applied::Gone,
@@ -324,12 +339,16 @@ impl NetState {
         match decision.action {
             Action::Close => self.stats.inc(Counter::DestroyedOnReply),
             Action::Update {
-                timeout: Some(timeout),
-                ..
+                timeout, windows, ..
             } => {
-                let deadline = self.timeout_deadline(timeout);
-                if found.entry.deadline().load(Ordering::Relaxed) != deadline {
-                    found.entry.deadline().store(deadline, Ordering::Relaxed);
+                if let (Some(windows), Some(guard)) = (windows, &found.windows) {
+                    guard.set(&windows);
+                }
+                if let Some(timeout) = timeout {
+                    let deadline = self.timeout_deadline(timeout);
+                    if found.entry.deadline().load(Ordering::Relaxed) != deadline {
+                        found.entry.deadline().store(deadline, Ordering::Relaxed);
+                    }
                 }
             }
             _ => {}
@@ -339,11 +358,20 @@ impl NetState {
 
     /// Inserts a new entry, making room when the table is full. `Err(Full)` means the packet
     /// must be dropped.
-    fn insert(&self, original: &Tuple, word: u64, deadline: u32) -> Result<(), InsertError> {
-        let Some(new) = NewEntry::new(original, word, deadline) else {
+    fn insert(
+        &self,
+        original: &Tuple,
+        word: u64,
+        deadline: u32,
+        windows: Option<&TcpWindows>,
+    ) -> Result<(), InsertError> {
+        let Some(mut new) = NewEntry::new(original, word, deadline) else {
             self.stats.inc(Counter::InsertFailed);
             return Err(InsertError::Full);
         };
+        if let Some(windows) = windows {
+            new.set_windows(windows);
+        }
         let limit = u32::try_from(self.sysctl(Knob::ConntrackMax)).unwrap_or(0);
         let now = jiffies::now();
         let result = self.table.insert(new, limit, |entry| {

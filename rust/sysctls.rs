@@ -31,10 +31,18 @@ pub(crate) enum Knob {
     UdpTimeoutStream,
     /// `ip_ct_tcp_timeout_syn_sent`
     TcpTimeoutSynSent,
+    /// `ip_ct_tcp_timeout_syn_recv`
+    TcpTimeoutSynRecv,
     /// `ip_ct_tcp_timeout_established`
     TcpTimeoutEstablished,
+    /// `ip_ct_tcp_timeout_fin_wait`
+    TcpTimeoutFinWait,
+    /// `ip_ct_tcp_timeout_time_wait`
+    TcpTimeoutTimeWait,
     /// `ip_ct_tcp_timeout_close`
     TcpTimeoutClose,
+    /// `ip_ct_tcp_timeout_unacknowledged`
+    TcpTimeoutUnacknowledged,
     /// `ip_ct_generic_timeout`
     GenericTimeout,
     /// `ip_ct_tcp_loose`
@@ -71,8 +79,12 @@ impl Knob {
             TimeoutKind::Udp => Knob::UdpTimeout,
             TimeoutKind::UdpStream => Knob::UdpTimeoutStream,
             TimeoutKind::TcpSynSent => Knob::TcpTimeoutSynSent,
+            TimeoutKind::TcpSynRecv => Knob::TcpTimeoutSynRecv,
             TimeoutKind::TcpEstablished => Knob::TcpTimeoutEstablished,
+            TimeoutKind::TcpFinWait => Knob::TcpTimeoutFinWait,
+            TimeoutKind::TcpTimeWait => Knob::TcpTimeoutTimeWait,
             TimeoutKind::TcpClose => Knob::TcpTimeoutClose,
+            TimeoutKind::TcpUnacknowledged => Knob::TcpTimeoutUnacknowledged,
             TimeoutKind::Generic => Knob::GenericTimeout,
         }
     }
@@ -112,8 +124,12 @@ pub(crate) static KNOBS: [IntKnob; Knob::COUNT] = [
     timeout(c_str!("ip_ct_udp_timeout"), 30),
     timeout(c_str!("ip_ct_udp_timeout_stream"), 180),
     timeout(c_str!("ip_ct_tcp_timeout_syn_sent"), 120),
+    timeout(c_str!("ip_ct_tcp_timeout_syn_recv"), 60),
     timeout(c_str!("ip_ct_tcp_timeout_established"), 432000),
+    timeout(c_str!("ip_ct_tcp_timeout_fin_wait"), 120),
+    timeout(c_str!("ip_ct_tcp_timeout_time_wait"), 120),
     timeout(c_str!("ip_ct_tcp_timeout_close"), 10),
+    timeout(c_str!("ip_ct_tcp_timeout_unacknowledged"), 300),
     timeout(c_str!("ip_ct_generic_timeout"), 600),
     switch(c_str!("ip_ct_tcp_loose"), 1),
     switch(c_str!("ip_ct_icmp_keep_replied"), 0),

@@ -11,7 +11,10 @@ generated packet (scapy's own L3 sockets would bypass the IP stack).
           [--sport P --dport Q] [--inner-type T --inner-code C --inner-id I] [--mtu M]
       an ICMP error from S to D about the packet A -> B (its IP header and 8 bytes)
   craft_errors.py tcp --src S --dst D --sport P --dport Q --flags FLAGS
-      one TCP segment (FLAGS as scapy spells them: S, A, R, FA, PA, ...)
+          [--seq N --ack N --window N --wscale N --len N] [--link DEV --lladdr MAC]
+      one TCP segment (FLAGS as scapy spells them: S, A, R, FA, PA, ...), with a window
+      scale option and N bytes of payload if asked; with --link, sent as an Ethernet frame
+      to MAC through a packet socket on DEV (AF_PACKET: no hook of the sender sees it)
 
   craft_errors.py serve
       prints "ready", then reads one command (the arguments above) per line from stdin and
@@ -29,6 +32,7 @@ import sys
 
 try:
     from scapy.layers.inet import ICMP, IP, TCP, UDP
+    from scapy.layers.l2 import Ether
     from scapy.packet import Raw
 except ImportError as exc:
     # The first line is what the tests report as the reason to skip.
@@ -67,9 +71,10 @@ def build(a):
         if a.type == 3 and a.code == 4:
             icmp = ICMP(type=3, code=4, nexthopmtu=a.mtu)
         return IP(src=a.src, dst=a.dst, ttl=64) / icmp / Raw(inner_packet(a))
-    return IP(src=a.src, dst=a.dst, ttl=64) / TCP(sport=a.sport, dport=a.dport,
-                                                  flags=a.flags, seq=12345, ack=54321,
-                                                  window=8192)
+    options = [("WScale", a.wscale)] if a.wscale is not None else []
+    segment = TCP(sport=a.sport, dport=a.dport, flags=a.flags, seq=a.seq, ack=a.ack,
+                  window=a.window, options=options)
+    return IP(src=a.src, dst=a.dst, ttl=64) / segment / Raw(b"x" * a.len)
 
 
 def parser():
@@ -95,12 +100,29 @@ def parser():
     t.add_argument("--sport", type=int, required=True)
     t.add_argument("--dport", type=int, required=True)
     t.add_argument("--flags", default="A")
+    t.add_argument("--seq", type=int, default=12345)
+    t.add_argument("--ack", type=int, default=54321)
+    t.add_argument("--window", type=int, default=8192)
+    t.add_argument("--wscale", type=int)
+    t.add_argument("--len", type=int, default=0, help="payload bytes")
+    t.add_argument("--link", metavar="DEV", help="send as a frame on DEV (AF_PACKET)")
+    t.add_argument("--lladdr", metavar="MAC", help="destination MAC address for --link")
     sub.add_parser("serve")
     return p
 
 
 def send(sock, a):
     data = bytes(build(a))
+    if getattr(a, "link", None):
+        if not a.lladdr:
+            raise ValueError("--link needs --lladdr")
+        with open("/sys/class/net/%s/address" % a.link) as f:
+            own = f.read().strip()
+        frame = bytes(Ether(dst=a.lladdr, src=own, type=0x0800)) + data
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as link:
+            link.bind((a.link, 0))
+            link.send(frame)
+        return "sent %d" % len(data)
     sock.sendto(data, (a.dst, 0))
     return "sent %d" % len(data)
 

@@ -10,7 +10,7 @@
 #  - UDP A:1025 -> B:53: NEW [UNREPLIED] 30 s, reply ESTABLISHED [ASSURED] 180 s, each
 #    packet resets the timeout;
 #  - TCP: SYN without answer SYN_SENT 120 s; a connection ESTABLISHED [ASSURED] 432000 s,
-#    CLOSE 10 s after the FINs; a lone ACK picked up as NEW with ip_ct_tcp_loose=1 and
+#    TIME_WAIT 120 s after the FINs of both sides (icmp_ct_tcp.sh has the rest); a lone ACK picked up as NEW with ip_ct_tcp_loose=1 and
 #    INVALID with 0; a RST without entry INVALID;
 #  - protocol 253 (no tracker of its own): "unknown  253" entry, 600 s, ESTABLISHED on reply;
 #  - NOTRACK in the raw table (nf_conntrack's nft "notrack", output and prerouting, the
@@ -124,9 +124,9 @@ expect_line "tcp: B lists the connection ESTABLISHED [ASSURED] with 432000 s" "$
 	431000 432000
 touch "$RL_TMP/tcp.stop"
 wait_file "$RL_TMP/tcp_client.out" 30 '^closed' || ktap_msg "the TCP client did not close cleanly"
-expect_line "tcp: after the FINs A lists it CLOSE with ip_ct_tcp_timeout_close (10)" "$A" \
-	"tcp      6 @T@ CLOSE src=10.0.1.1 dst=10.0.1.2 sport=40600 dport=8080 src=10.0.1.2 dst=10.0.1.1 sport=8080 dport=40600 [ASSURED] use=1" \
-	1 10
+expect_line "tcp: after the FINs of both A lists it TIME_WAIT with ip_ct_tcp_timeout_time_wait (120)" "$A" \
+	"tcp      6 @T@ TIME_WAIT src=10.0.1.1 dst=10.0.1.2 sport=40600 dport=8080 src=10.0.1.2 dst=10.0.1.1 sport=8080 dport=40600 [ASSURED] use=1" \
+	100 120
 bg_stop "$tcp_client"
 
 # Segments without a SYN, to nobody (hand-made, sent through A's own stack).

@@ -27,8 +27,9 @@ B_IP=10.0.4.2
 DEFAULTS=(ip_ct_icmp_timeout=30 ip_ct_icmp_keep_replied=0 ip_ct_checksum=1
 	ip_ct_drop_invalid=0 ip_ct_drop_fragments=0 ip_ct_mark_mask=0 ip_ct_log_invalid=0
 	ip_ct_udp_timeout=30 ip_ct_udp_timeout_stream=180 ip_ct_tcp_timeout_syn_sent=120
-	ip_ct_tcp_timeout_established=432000 ip_ct_tcp_timeout_close=10
-	ip_ct_generic_timeout=600 ip_ct_tcp_loose=1)
+	ip_ct_tcp_timeout_syn_recv=60 ip_ct_tcp_timeout_established=432000
+	ip_ct_tcp_timeout_fin_wait=120 ip_ct_tcp_timeout_time_wait=120 ip_ct_tcp_timeout_close=10
+	ip_ct_tcp_timeout_unacknowledged=300 ip_ct_generic_timeout=600 ip_ct_tcp_loose=1)
 
 tl_require
 

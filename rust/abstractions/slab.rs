@@ -1,29 +1,42 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The slab cache of table entries, shared by all namespaces.
+//! The slab caches of table entries, shared by all namespaces: one for TCP entries, which
+//! carry sequence state, one for all others.
 //!
 //! Entries are freed after an RCU grace period (`call_rcu`), so module unload waits for
 //! pending frees (`rcu_barrier`) before destroying the cache.
 
 use crate::bindings;
+use crate::proto::key::Key;
+use crate::proto::tuple::IPPROTO_TCP;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::prelude::*;
 
 /// The cache, set while an [`EntryCache`] exists.
 static CACHE: AtomicPtr<bindings::kmem_cache> = AtomicPtr::new(core::ptr::null_mut());
+/// The cache of TCP entries (`icmp_ct_tcp_entry`), set with [`CACHE`].
+static TCP_CACHE: AtomicPtr<bindings::kmem_cache> = AtomicPtr::new(core::ptr::null_mut());
 
-/// Owner of the entry cache; destroys it on drop.
+/// Owner of the entry caches; destroys them on drop.
 pub(crate) struct EntryCache(());
 
 impl EntryCache {
-    /// Creates the cache. Only one may exist.
+    /// Creates the caches. Only one owner may exist.
     pub(crate) fn create() -> Result<Self> {
         // SAFETY: no preconditions.
         let cache = unsafe { bindings::icmp_ct_entry_cache_create() };
         if cache.is_null() {
             return Err(ENOMEM);
         }
+        // SAFETY: no preconditions.
+        let tcp = unsafe { bindings::icmp_ct_tcp_entry_cache_create() };
+        if tcp.is_null() {
+            // SAFETY: `cache` was just created and never used.
+            unsafe { bindings::kmem_cache_destroy(cache) };
+            return Err(ENOMEM);
+        }
+        TCP_CACHE.store(tcp, Ordering::Release);
         if CACHE
             .compare_exchange(
                 core::ptr::null_mut(),
@@ -33,7 +46,8 @@ impl EntryCache {
             )
             .is_err()
         {
-            // SAFETY: `cache` was just created and never used.
+            // SAFETY: `cache` was just created and never used; `tcp` is another owner's now,
+            // which cannot happen while that owner holds `CACHE`.
             unsafe { bindings::kmem_cache_destroy(cache) };
             return Err(EBUSY);
         }
@@ -45,6 +59,12 @@ impl EntryCache {
         // SAFETY: the cache exists while `self` does.
         unsafe { bindings::kmem_cache_size(CACHE.load(Ordering::Acquire)) }
     }
+
+    /// Bytes one TCP entry takes in its cache.
+    pub(crate) fn tcp_object_size(&self) -> u32 {
+        // SAFETY: the cache exists while `self` does.
+        unsafe { bindings::kmem_cache_size(TCP_CACHE.load(Ordering::Acquire)) }
+    }
 }
 
 impl Drop for EntryCache {
@@ -53,13 +73,26 @@ impl Drop for EntryCache {
         // SAFETY: may sleep; module exit runs in process context.
         unsafe { bindings::rcu_barrier() };
         let cache = CACHE.swap(core::ptr::null_mut(), Ordering::AcqRel);
+        let tcp = TCP_CACHE.swap(core::ptr::null_mut(), Ordering::AcqRel);
         // SAFETY: every entry has been freed: the tables are gone and their RCU frees done.
-        unsafe { bindings::kmem_cache_destroy(cache) };
+        unsafe {
+            bindings::kmem_cache_destroy(cache);
+            bindings::kmem_cache_destroy(tcp);
+        }
     }
 }
 
-/// A zeroed entry from the cache, or `None` (no memory, or no cache).
-pub(crate) fn alloc() -> Option<NonNull<bindings::icmp_ct_entry>> {
+/// A zeroed entry from the cache, or `None` (no memory, or no cache); with `tcp`, the
+/// entry of an `icmp_ct_tcp_entry` whose lock is initialised.
+pub(crate) fn alloc(tcp: bool) -> Option<NonNull<bindings::icmp_ct_entry>> {
+    if tcp {
+        let cache = TCP_CACHE.load(Ordering::Acquire);
+        if cache.is_null() {
+            return None;
+        }
+        // SAFETY: `cache` is live while any namespace state (the only caller) exists.
+        return NonNull::new(unsafe { bindings::icmp_ct_tcp_entry_alloc(cache) });
+    }
     let cache = CACHE.load(Ordering::Acquire);
     if cache.is_null() {
         return None;
@@ -68,14 +101,23 @@ pub(crate) fn alloc() -> Option<NonNull<bindings::icmp_ct_entry>> {
     NonNull::new(unsafe { bindings::icmp_ct_entry_alloc(cache) })
 }
 
-/// Returns `entry` to the cache at once.
+/// Whether an entry's key is that of a TCP flow, and so it came from the TCP cache.
+pub(crate) fn is_tcp_key(key: &bindings::icmp_ct_key) -> bool {
+    Key(key.w).protocol() == IPPROTO_TCP
+}
+
+/// Returns `entry` to its cache at once.
 ///
 /// # Safety
 ///
-/// `entry` came from [`alloc`] and nothing refers to it any more.
+/// `entry` came from [`alloc`], its key was set, and nothing refers to it any more.
 pub(crate) unsafe fn free(entry: NonNull<bindings::icmp_ct_entry>) {
-    // SAFETY: per the caller, the entry belongs to the live cache and is unused.
-    unsafe { bindings::kmem_cache_free(CACHE.load(Ordering::Acquire), entry.as_ptr().cast()) };
+    // SAFETY: per the caller, the key is initialised and no longer written.
+    let tcp = is_tcp_key(unsafe { &(*entry.as_ptr()).key });
+    let cache = if tcp { &TCP_CACHE } else { &CACHE };
+    // SAFETY: per the caller, the entry belongs to that live cache and is unused; a TCP
+    // entry is the first field of the object allocated.
+    unsafe { bindings::kmem_cache_free(cache.load(Ordering::Acquire), entry.as_ptr().cast()) };
 }
 
 /// # Safety

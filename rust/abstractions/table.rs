@@ -22,7 +22,7 @@
 mod entry;
 mod walks;
 
-pub(crate) use entry::{Dir, Entry, EntryRef, NewEntry};
+pub(crate) use entry::{Dir, Entry, EntryRef, NewEntry, WindowsGuard};
 pub(crate) use walks::{Listing, TableListing};
 
 use entry::raw_key;

@@ -7,11 +7,12 @@
 
 use super::addr::Family;
 use super::entry_word;
-use super::flow_state::{self, FlowAction, FlowLookup, TcpFlags, TimeoutKind};
+use super::flow_state::{self, FlowAction, FlowLookup, TimeoutKind};
 use super::icmp_error::{self, ErrorLookup};
 use super::icmp_state::{self, Lookup, QueryAction};
 use super::icmp_types::IcmpKind;
 use super::state::State;
+use super::tcp_window::{TcpSegment, TcpWindows};
 use super::tuple::{self, Tuple};
 
 /// Which of an entry's tuples a packet matched.
@@ -48,8 +49,8 @@ pub enum Subject<'a> {
     Flow {
         /// Its tuple.
         tuple: &'a Tuple,
-        /// The TCP flags for TCP.
-        tcp: Option<TcpFlags>,
+        /// The TCP segment's fields, for TCP.
+        tcp: Option<TcpSegment>,
     },
 }
 
@@ -60,6 +61,8 @@ pub struct Found {
     pub dir: Dir,
     /// Its state word ([`entry_word`]).
     pub word: u64,
+    /// Its TCP sequence state (TCP entries), read together with `word`.
+    pub windows: Option<TcpWindows>,
 }
 
 /// The sysctls the decision reads.
@@ -82,6 +85,8 @@ pub enum Action {
         word: u64,
         /// Its timeout.
         timeout: TimeoutKind,
+        /// TCP: its sequence state.
+        windows: Option<TcpWindows>,
     },
     /// Store this state word into the entry found, and restart this timeout.
     Update {
@@ -89,6 +94,8 @@ pub enum Action {
         word: u64,
         /// The timeout to restart, if any.
         timeout: Option<TimeoutKind>,
+        /// TCP: the entry's new sequence state.
+        windows: Option<TcpWindows>,
     },
     /// The reply that answers the last request ends the query's entry.
     Close,
@@ -135,11 +142,13 @@ fn query(tuple: &Tuple, kind: IcmpKind, found: Option<&Found>, knobs: &Knobs) ->
         QueryAction::Create(state) => Action::Create {
             word: entry_word::pack_icmp(state),
             timeout,
+            windows: None,
         },
         QueryAction::Update { destroy: true, .. } => Action::Close,
         QueryAction::Update { entry, refresh, .. } => Action::Update {
             word: entry_word::pack_icmp(entry),
             timeout: refresh.then_some(timeout),
+            windows: None,
         },
     };
     Decision {
@@ -177,7 +186,7 @@ fn error(family: Family, icmp_type: u8, code: u8, local: bool, found: Option<&Fo
     }
 }
 
-fn flow(tuple: &Tuple, tcp: Option<TcpFlags>, found: Option<&Found>, knobs: &Knobs) -> Decision {
+fn flow(tuple: &Tuple, tcp: Option<TcpSegment>, found: Option<&Found>, knobs: &Knobs) -> Decision {
     let lookup = match found {
         None => FlowLookup::None,
         Some(f) => {
@@ -189,7 +198,10 @@ fn flow(tuple: &Tuple, tcp: Option<TcpFlags>, found: Option<&Found>, knobs: &Kno
         }
     };
     let decision = match tcp {
-        Some(flags) => flow_state::tcp_packet(flags, lookup, knobs.tcp_loose),
+        Some(seg) => {
+            let windows = found.and_then(|f| f.windows).unwrap_or_default();
+            flow_state::tcp_packet(&seg, lookup, &windows, knobs.tcp_loose)
+        }
         None if tuple::uses_ports(tuple.protocol) => flow_state::udp_packet(lookup),
         None => flow_state::generic_packet(lookup),
     };
@@ -198,10 +210,12 @@ fn flow(tuple: &Tuple, tcp: Option<TcpFlags>, found: Option<&Found>, knobs: &Kno
         FlowAction::Create(update) => Action::Create {
             word: entry_word::pack_flow(update.entry),
             timeout: update.timeout,
+            windows: update.windows,
         },
         FlowAction::Update(update) => Action::Update {
             word: entry_word::pack_flow(update.entry),
             timeout: Some(update.timeout),
+            windows: update.windows,
         },
     };
     Decision {

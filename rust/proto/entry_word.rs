@@ -4,7 +4,7 @@
 //! single compare-and-swap while other CPUs read it without locks.
 //!
 //! Layout: bits 0-31 outstanding ICMP requests, bit 32 a reply was seen, bit 33 `[ASSURED]`,
-//! bits 34-35 the TCP state (0 none, 1 SYN_SENT, 2 ESTABLISHED, 3 CLOSE); bits 61-63 the
+//! bits 34-36 the TCP state (0 none, then [`TcpState::ALL`] from 1); bits 61-63 the
 //! entry's life: closed, being inserted, dying. Only a live entry (none of them) is matched,
 //! listed, counted or updated, so the packet that ends an entry closes it in the same
 //! compare-and-swap that applies it, and no other packet can be counted on it after that. A
@@ -19,7 +19,7 @@ const OUTSTANDING_MASK: u64 = 0xffff_ffff;
 const REPLIED: u64 = 1 << 32;
 const ASSURED: u64 = 1 << 33;
 const TCP_SHIFT: u32 = 34;
-const TCP_MASK: u64 = 0b11 << TCP_SHIFT;
+const TCP_MASK: u64 = 0b111 << TCP_SHIFT;
 const CLOSED: u64 = 1 << 61;
 const UNCONFIRMED: u64 = 1 << 62;
 const DYING: u64 = 1 << 63;
@@ -93,8 +93,11 @@ pub fn pack_flow(flow: FlowEntry) -> u64 {
     let tcp: u64 = match flow.tcp {
         None => 0,
         Some(TcpState::SynSent) => 1,
-        Some(TcpState::Established) => 2,
-        Some(TcpState::Close) => 3,
+        Some(TcpState::SynRecv) => 2,
+        Some(TcpState::Established) => 3,
+        Some(TcpState::FinWait) => 4,
+        Some(TcpState::TimeWait) => 5,
+        Some(TcpState::Close) => 6,
     };
     replied | assured | (tcp << TCP_SHIFT)
 }
@@ -106,8 +109,11 @@ pub fn unpack_flow(word: u64) -> FlowEntry {
         assured: word & ASSURED != 0,
         tcp: match (word & TCP_MASK) >> TCP_SHIFT {
             1 => Some(TcpState::SynSent),
-            2 => Some(TcpState::Established),
-            3 => Some(TcpState::Close),
+            2 => Some(TcpState::SynRecv),
+            3 => Some(TcpState::Established),
+            4 => Some(TcpState::FinWait),
+            5 => Some(TcpState::TimeWait),
+            6 => Some(TcpState::Close),
             _ => None,
         },
     }
@@ -138,13 +144,8 @@ mod tests {
 
     #[test]
     fn flow_round_trip() {
-        let tcp = [
-            None,
-            Some(TcpState::SynSent),
-            Some(TcpState::Established),
-            Some(TcpState::Close),
-        ];
-        for t in tcp {
+        let tcp = TcpState::ALL.map(Some);
+        for t in tcp.into_iter().chain([None]) {
             for replied in [false, true] {
                 for assured in [false, true] {
                     let f = FlowEntry {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The flows ICMP errors relate to: UDP, TCP (per flow, no window
-//! tracking) and any other protocol, plus the timeouts of every entry.
+//! The flows ICMP errors relate to: UDP, TCP (per flow, with sequence
+//! tracking in [`super::tcp_window`]) and any other protocol, plus the
+//! timeouts of every entry.
 //!
 //! From the tutorial's "UDP connections": the first packet is NEW and
 //! `[UNREPLIED]`, 30 seconds; "for the `[ASSURED]` flag to be set on a
@@ -14,6 +15,7 @@
 use super::addr::Family;
 use super::error::ParseError;
 use super::state::{InvalidReason, State};
+use super::tcp_window::{TcpSegment, TcpWindows};
 
 /// Longest timeout a sysctl accepts, in seconds (as nf_conntrack).
 pub const TIMEOUT_MAX: u32 = 2_147_483;
@@ -33,24 +35,37 @@ pub enum TimeoutKind {
     UdpStream,
     /// `ip_ct_tcp_timeout_syn_sent`.
     TcpSynSent,
+    /// `ip_ct_tcp_timeout_syn_recv`.
+    TcpSynRecv,
     /// `ip_ct_tcp_timeout_established`.
     TcpEstablished,
+    /// `ip_ct_tcp_timeout_fin_wait`.
+    TcpFinWait,
+    /// `ip_ct_tcp_timeout_time_wait`.
+    TcpTimeWait,
     /// `ip_ct_tcp_timeout_close`.
     TcpClose,
+    /// `ip_ct_tcp_timeout_unacknowledged`: a flow picked up mid-stream until it was seen
+    /// both ways.
+    TcpUnacknowledged,
     /// `ip_ct_generic_timeout`.
     Generic,
 }
 
 impl TimeoutKind {
     /// Every timeout, in sysctl table order.
-    pub const ALL: [TimeoutKind; 8] = [
+    pub const ALL: [TimeoutKind; 12] = [
         Self::Icmp,
         Self::Icmpv6,
         Self::Udp,
         Self::UdpStream,
         Self::TcpSynSent,
+        Self::TcpSynRecv,
         Self::TcpEstablished,
+        Self::TcpFinWait,
+        Self::TcpTimeWait,
         Self::TcpClose,
+        Self::TcpUnacknowledged,
         Self::Generic,
     ];
 
@@ -70,8 +85,12 @@ impl TimeoutKind {
             Self::Udp => "ip_ct_udp_timeout",
             Self::UdpStream => "ip_ct_udp_timeout_stream",
             Self::TcpSynSent => "ip_ct_tcp_timeout_syn_sent",
+            Self::TcpSynRecv => "ip_ct_tcp_timeout_syn_recv",
             Self::TcpEstablished => "ip_ct_tcp_timeout_established",
+            Self::TcpFinWait => "ip_ct_tcp_timeout_fin_wait",
+            Self::TcpTimeWait => "ip_ct_tcp_timeout_time_wait",
             Self::TcpClose => "ip_ct_tcp_timeout_close",
+            Self::TcpUnacknowledged => "ip_ct_tcp_timeout_unacknowledged",
             Self::Generic => "ip_ct_generic_timeout",
         }
     }
@@ -90,10 +109,18 @@ pub struct Timeouts {
     pub udp_stream: u32,
     /// TCP after a SYN (120).
     pub tcp_syn_sent: u32,
+    /// TCP after the SYN/ACK (60).
+    pub tcp_syn_recv: u32,
     /// Established TCP (432000).
     pub tcp_established: u32,
-    /// TCP after a FIN or RST (10).
+    /// TCP after the first FIN (120).
+    pub tcp_fin_wait: u32,
+    /// TCP after FINs from both sides (120).
+    pub tcp_time_wait: u32,
+    /// TCP after a RST (10).
     pub tcp_close: u32,
+    /// TCP picked up mid-stream, not yet seen both ways (300).
+    pub tcp_unacknowledged: u32,
     /// Any other protocol (600).
     pub generic: u32,
 }
@@ -107,8 +134,12 @@ impl Default for Timeouts {
             udp: 30,
             udp_stream: 180,
             tcp_syn_sent: 120,
+            tcp_syn_recv: 60,
             tcp_established: 432_000,
+            tcp_fin_wait: 120,
+            tcp_time_wait: 120,
             tcp_close: 10,
+            tcp_unacknowledged: 300,
             generic: 600,
         }
     }
@@ -123,8 +154,12 @@ impl Timeouts {
             TimeoutKind::Udp => self.udp,
             TimeoutKind::UdpStream => self.udp_stream,
             TimeoutKind::TcpSynSent => self.tcp_syn_sent,
+            TimeoutKind::TcpSynRecv => self.tcp_syn_recv,
             TimeoutKind::TcpEstablished => self.tcp_established,
+            TimeoutKind::TcpFinWait => self.tcp_fin_wait,
+            TimeoutKind::TcpTimeWait => self.tcp_time_wait,
             TimeoutKind::TcpClose => self.tcp_close,
+            TimeoutKind::TcpUnacknowledged => self.tcp_unacknowledged,
             TimeoutKind::Generic => self.generic,
         }
     }
@@ -142,8 +177,12 @@ impl Timeouts {
             TimeoutKind::Udp => &mut self.udp,
             TimeoutKind::UdpStream => &mut self.udp_stream,
             TimeoutKind::TcpSynSent => &mut self.tcp_syn_sent,
+            TimeoutKind::TcpSynRecv => &mut self.tcp_syn_recv,
             TimeoutKind::TcpEstablished => &mut self.tcp_established,
+            TimeoutKind::TcpFinWait => &mut self.tcp_fin_wait,
+            TimeoutKind::TcpTimeWait => &mut self.tcp_time_wait,
             TimeoutKind::TcpClose => &mut self.tcp_close,
+            TimeoutKind::TcpUnacknowledged => &mut self.tcp_unacknowledged,
             TimeoutKind::Generic => &mut self.generic,
         };
         *slot = secs;
@@ -151,32 +190,55 @@ impl Timeouts {
     }
 }
 
-/// The TCP states this tracker distinguishes (no window tracking).
+/// The TCP states this tracker distinguishes (nf_conntrack's, CLOSE_WAIT and LAST_ACK
+/// folded into FIN_WAIT).
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub enum TcpState {
     /// A SYN was seen, no reply yet.
     SynSent,
+    /// The SYN/ACK was seen; the originator's ACK has not completed the handshake yet.
+    SynRecv,
     /// The flow carries traffic.
     Established,
-    /// A FIN or RST was seen.
+    /// One side sent a FIN.
+    FinWait,
+    /// Both sides sent a FIN.
+    TimeWait,
+    /// A RST was seen.
     Close,
 }
 
 impl TcpState {
+    /// Every state.
+    pub const ALL: [TcpState; 6] = [
+        Self::SynSent,
+        Self::SynRecv,
+        Self::Established,
+        Self::FinWait,
+        Self::TimeWait,
+        Self::Close,
+    ];
+
     /// The name shown in `/proc/net/ip_conntrack`.
     pub fn name(self) -> &'static str {
         match self {
             Self::SynSent => "SYN_SENT",
+            Self::SynRecv => "SYN_RECV",
             Self::Established => "ESTABLISHED",
+            Self::FinWait => "FIN_WAIT",
+            Self::TimeWait => "TIME_WAIT",
             Self::Close => "CLOSE",
         }
     }
 
-    /// The timeout that applies in this state.
+    /// The timeout that applies in this state (ESTABLISHED: once seen both ways).
     pub fn timeout(self) -> TimeoutKind {
         match self {
             Self::SynSent => TimeoutKind::TcpSynSent,
+            Self::SynRecv => TimeoutKind::TcpSynRecv,
             Self::Established => TimeoutKind::TcpEstablished,
+            Self::FinWait => TimeoutKind::TcpFinWait,
+            Self::TimeWait => TimeoutKind::TcpTimeWait,
             Self::Close => TimeoutKind::TcpClose,
         }
     }
@@ -322,6 +384,8 @@ pub struct FlowUpdate {
     pub entry: FlowEntry,
     /// The timeout that now applies, reset to its full value.
     pub timeout: TimeoutKind,
+    /// TCP: the sequence state to store with the entry.
+    pub windows: Option<TcpWindows>,
 }
 
 /// What the tracker does with the entry.
@@ -354,6 +418,7 @@ fn datagram(lookup: FlowLookup, unreplied: TimeoutKind, replied: TimeoutKind) ->
             action: FlowAction::Create(FlowUpdate {
                 entry: FlowEntry::unreplied(None),
                 timeout: unreplied,
+                windows: None,
             }),
         },
         FlowLookup::Original(e) => FlowDecision {
@@ -361,6 +426,7 @@ fn datagram(lookup: FlowLookup, unreplied: TimeoutKind, replied: TimeoutKind) ->
             action: FlowAction::Update(FlowUpdate {
                 entry: e,
                 timeout: if e.replied { replied } else { unreplied },
+                windows: None,
             }),
         },
         FlowLookup::Reply(e) => FlowDecision {
@@ -372,6 +438,7 @@ fn datagram(lookup: FlowLookup, unreplied: TimeoutKind, replied: TimeoutKind) ->
                     tcp: e.tcp,
                 },
                 timeout: replied,
+                windows: None,
             }),
         },
     }
@@ -391,89 +458,121 @@ pub fn generic_packet(lookup: FlowLookup) -> FlowDecision {
     datagram(lookup, TimeoutKind::Generic, TimeoutKind::Generic)
 }
 
-/// Classifies a TCP packet by its flags, without window tracking.
+/// Classifies a TCP segment, given its entry and that entry's sequence state `windows`.
 ///
 /// - Flag combinations no valid segment has: INVALID.
-/// - No entry: a RST is INVALID; a SYN without ACK is NEW and creates a
-///   `SYN_SENT` entry; any other packet is picked up mid-stream as NEW
-///   (`ESTABLISHED`, or `CLOSE` for a FIN) when `loose`, INVALID otherwise.
-///   A SYN/ACK with no entry is not a connection start: INVALID too.
-/// - With an entry: a reply that is neither FIN nor RST makes it
-///   `ESTABLISHED` and `[ASSURED]`; a FIN or RST in either direction moves
-///   it to `CLOSE`; a SYN in the original direction on a `CLOSE` entry
-///   starts the connection over (`SYN_SENT`, `[UNREPLIED]`, NEW). The
-///   timeout follows the TCP state.
-pub fn tcp_packet(flags: TcpFlags, lookup: FlowLookup, loose: bool) -> FlowDecision {
+/// - No entry: a RST is INVALID; a SYN without ACK is NEW and creates a `SYN_SENT` entry;
+///   any other packet is picked up mid-stream as NEW (`ESTABLISHED`, `FIN_WAIT` for a FIN)
+///   when `loose`, INVALID otherwise. A SYN/ACK with no entry starts nothing: INVALID too.
+/// - With an entry, the segment must lie within the windows ([`TcpWindows::track`]); a RST
+///   or FIN outside them is INVALID, any other segment outside them keeps its state but
+///   changes nothing. Inside: the SYN/ACK reply moves `SYN_SENT` to `SYN_RECV`, the
+///   originator's ACK moves `SYN_RECV` to `ESTABLISHED` and `[ASSURED]`; a FIN moves to
+///   `FIN_WAIT`, FINs from both sides to `TIME_WAIT`, a RST to `CLOSE`; a SYN in the
+///   original direction on a `TIME_WAIT` or `CLOSE` entry starts the connection over. A
+///   picked-up flow becomes `[ASSURED]` once seen both ways. The timeout follows the state.
+pub fn tcp_packet(
+    seg: &TcpSegment,
+    lookup: FlowLookup,
+    windows: &TcpWindows,
+    loose: bool,
+) -> FlowDecision {
+    let flags = seg.flags;
     if !flags.is_valid() {
         return invalid(InvalidReason::BadTcpFlags);
     }
     let pure_syn = flags.syn && !flags.ack;
-    let closing = flags.fin || flags.rst;
-    match lookup {
-        FlowLookup::None => {
-            let tcp = if flags.rst {
-                return invalid(InvalidReason::TcpRstWithoutEntry);
-            } else if pure_syn {
-                TcpState::SynSent
-            } else if flags.syn || !loose {
-                return invalid(InvalidReason::TcpNoEntry);
-            } else if closing {
-                TcpState::Close
-            } else {
-                TcpState::Established
-            };
-            FlowDecision {
-                state: State::New,
-                action: FlowAction::Create(FlowUpdate {
-                    entry: FlowEntry::unreplied(Some(tcp)),
-                    timeout: tcp.timeout(),
-                }),
-            }
+    let (e, reply) = match lookup {
+        FlowLookup::None => return tcp_first(seg, loose),
+        FlowLookup::Original(e) => (e, false),
+        FlowLookup::Reply(e) => (e, true),
+    };
+    let cur = e.tcp.unwrap_or(TcpState::Established);
+    if !reply && pure_syn && matches!(cur, TcpState::TimeWait | TcpState::Close) {
+        let entry = FlowEntry::unreplied(Some(TcpState::SynSent));
+        return update(State::New, entry, TcpWindows::first(seg));
+    }
+    let state = if reply {
+        State::Established
+    } else {
+        e.original_state()
+    };
+    let handshake = matches!(cur, TcpState::SynSent | TcpState::SynRecv);
+    let Some(windows) = windows.track(reply, seg, handshake) else {
+        if flags.rst || flags.fin {
+            return invalid(InvalidReason::TcpOutOfWindow);
         }
-        FlowLookup::Original(e) => {
-            let cur = e.tcp.unwrap_or(TcpState::Established);
-            let (entry, state) = if closing {
-                (with_tcp(e, TcpState::Close), e.original_state())
-            } else if pure_syn && cur == TcpState::Close {
-                (FlowEntry::unreplied(Some(TcpState::SynSent)), State::New)
-            } else {
-                (with_tcp(e, cur), e.original_state())
-            };
-            update(state, entry)
-        }
-        FlowLookup::Reply(e) => {
-            let cur = e.tcp.unwrap_or(TcpState::Established);
-            let tcp = if closing {
-                TcpState::Close
-            } else if cur == TcpState::SynSent {
-                TcpState::Established
-            } else {
-                cur
-            };
-            let entry = FlowEntry {
-                replied: true,
-                assured: e.assured || tcp == TcpState::Established,
-                tcp: Some(tcp),
-            };
-            update(State::Established, entry)
-        }
+        return FlowDecision {
+            state,
+            action: FlowAction::Nothing,
+        };
+    };
+    let fin_seen = windows.peer(false).fin_seen() || windows.peer(true).fin_seen();
+    let next = match cur {
+        _ if flags.rst => TcpState::Close,
+        TcpState::Close => TcpState::Close,
+        _ if windows.both_fins() => TcpState::TimeWait,
+        _ if fin_seen => TcpState::FinWait,
+        TcpState::SynSent if reply && flags.syn && flags.ack => TcpState::SynRecv,
+        TcpState::SynRecv if !reply && flags.ack && !flags.syn => TcpState::Established,
+        other => other,
+    };
+    let replied = e.replied || reply;
+    let entry = FlowEntry {
+        replied,
+        assured: e.assured || (next == TcpState::Established && replied),
+        tcp: Some(next),
+    };
+    update(state, entry, windows)
+}
+
+/// A TCP segment without entry: a SYN, or a mid-stream pickup when `loose`.
+fn tcp_first(seg: &TcpSegment, loose: bool) -> FlowDecision {
+    let flags = seg.flags;
+    if flags.rst {
+        return invalid(InvalidReason::TcpRstWithoutEntry);
+    }
+    let pure_syn = flags.syn && !flags.ack;
+    if !pure_syn && (flags.syn || !loose) {
+        return invalid(InvalidReason::TcpNoEntry);
+    }
+    let windows = TcpWindows::first(seg);
+    let tcp = if pure_syn {
+        TcpState::SynSent
+    } else if flags.fin {
+        TcpState::FinWait
+    } else {
+        TcpState::Established
+    };
+    let entry = FlowEntry::unreplied(Some(tcp));
+    FlowDecision {
+        state: State::New,
+        action: FlowAction::Create(FlowUpdate {
+            entry,
+            timeout: tcp_timeout(&entry),
+            windows: Some(windows),
+        }),
     }
 }
 
-fn with_tcp(e: FlowEntry, tcp: TcpState) -> FlowEntry {
-    FlowEntry {
-        tcp: Some(tcp),
-        ..e
+/// The timeout of a TCP entry: its state's, but a flow picked up mid-stream
+/// (`ESTABLISHED` without reply) has `ip_ct_tcp_timeout_unacknowledged`.
+pub fn tcp_timeout(entry: &FlowEntry) -> TimeoutKind {
+    match entry.tcp {
+        Some(TcpState::Established) if !entry.replied => TimeoutKind::TcpUnacknowledged,
+        Some(tcp) => tcp.timeout(),
+        None => TimeoutKind::TcpEstablished,
     }
 }
 
-fn update(state: State, entry: FlowEntry) -> FlowDecision {
-    let timeout = entry
-        .tcp
-        .map_or(TimeoutKind::TcpEstablished, TcpState::timeout);
+fn update(state: State, entry: FlowEntry, windows: TcpWindows) -> FlowDecision {
     FlowDecision {
         state,
-        action: FlowAction::Update(FlowUpdate { entry, timeout }),
+        action: FlowAction::Update(FlowUpdate {
+            entry,
+            timeout: tcp_timeout(&entry),
+            windows: Some(windows),
+        }),
     }
 }
 
@@ -510,7 +609,7 @@ mod tests {
     #[test]
     fn defaults() {
         let t = Timeouts::default();
-        let want = [30, 30, 30, 180, 120, 432_000, 10, 600];
+        let want = [30, 30, 30, 180, 120, 60, 432_000, 120, 120, 10, 300, 600];
         for (k, v) in TimeoutKind::ALL.iter().zip(want) {
             assert_eq!(t.get(*k), v, "{}", k.sysctl_name());
         }
@@ -584,104 +683,263 @@ mod tests {
         assert!(upd(&d).entry.replied);
     }
 
+    /// A segment of `len` payload bytes.
+    fn seg(flags: u8, seq: u32, ack: u32, len: u32) -> TcpSegment {
+        TcpSegment {
+            flags: f(flags),
+            seq,
+            ack,
+            window: 1000,
+            wscale: None,
+            payload_len: len,
+        }
+    }
+
+    /// One connection as the kernel keeps it: the entry and its windows.
+    struct Conn {
+        lookup: Option<FlowEntry>,
+        windows: TcpWindows,
+    }
+
+    impl Conn {
+        fn new() -> Self {
+            Conn {
+                lookup: None,
+                windows: TcpWindows::default(),
+            }
+        }
+
+        /// Applies `s` (sent in direction `reply`) and returns its decision.
+        fn send(&mut self, reply: bool, s: TcpSegment) -> FlowDecision {
+            let lookup = match (self.lookup, reply) {
+                (None, _) => FlowLookup::None,
+                (Some(e), false) => FlowLookup::Original(e),
+                (Some(e), true) => FlowLookup::Reply(e),
+            };
+            let d = tcp_packet(&s, lookup, &self.windows, true);
+            if let FlowAction::Create(u) | FlowAction::Update(u) = d.action {
+                self.lookup = Some(u.entry);
+                self.windows = u.windows.unwrap();
+            }
+            d
+        }
+
+        fn entry(&self) -> FlowEntry {
+            self.lookup.unwrap()
+        }
+    }
+
+    /// SYN (ISN 1000), SYN/ACK (ISN 5000), and with `ack` the originator's ACK.
+    fn handshake(ack: bool) -> Conn {
+        let mut c = Conn::new();
+        c.send(false, seg(SYN, 1000, 0, 0));
+        c.send(true, seg(SYNACK, 5000, 1001, 0));
+        if ack {
+            c.send(false, seg(ACK, 1001, 5001, 0));
+        }
+        c
+    }
+
     #[test]
-    fn tcp_handshake_and_close() {
-        let d = tcp_packet(f(SYN), FlowLookup::None, true);
+    fn tcp_handshake() {
+        let mut c = Conn::new();
+        let d = c.send(false, seg(SYN, 1000, 0, 0));
         assert_eq!(d.state, State::New);
-        let u = upd(&d);
         assert!(matches!(d.action, FlowAction::Create(_)));
-        assert_eq!(u.entry.tcp, Some(TcpState::SynSent));
-        assert_eq!(u.timeout, TimeoutKind::TcpSynSent);
+        assert_eq!(c.entry(), FlowEntry::unreplied(Some(TcpState::SynSent)));
+        assert_eq!(upd(&d).timeout, TimeoutKind::TcpSynSent);
         // SYN retransmission.
-        let d = tcp_packet(f(SYN), FlowLookup::Original(u.entry), true);
+        let d = c.send(false, seg(SYN, 1000, 0, 0));
         assert_eq!(d.state, State::New);
-        assert_eq!(upd(&d).entry.tcp, Some(TcpState::SynSent));
-        // SYN/ACK reply.
-        let d = tcp_packet(f(SYNACK), FlowLookup::Reply(u.entry), true);
+        assert_eq!(c.entry().tcp, Some(TcpState::SynSent));
+        // SYN/ACK: SYN_RECV, replied, not assured, 60 s.
+        let d = c.send(true, seg(SYNACK, 5000, 1001, 0));
         assert_eq!(d.state, State::Established);
-        let u = upd(&d);
+        let want = FlowEntry {
+            replied: true,
+            assured: false,
+            tcp: Some(TcpState::SynRecv),
+        };
+        assert_eq!(c.entry(), want);
+        assert_eq!(upd(&d).timeout, TimeoutKind::TcpSynRecv);
+        // A retransmitted SYN/ACK changes nothing.
+        c.send(true, seg(SYNACK, 5000, 1001, 0));
+        assert_eq!(c.entry(), want);
+        // The originator's ACK completes the handshake.
+        let d = c.send(false, seg(ACK, 1001, 5001, 0));
+        assert_eq!(d.state, State::Established);
         assert_eq!(
-            u.entry,
+            c.entry(),
             FlowEntry {
                 replied: true,
                 assured: true,
                 tcp: Some(TcpState::Established)
             }
         );
-        assert_eq!(u.timeout, TimeoutKind::TcpEstablished);
-        let d = tcp_packet(f(PSHACK), FlowLookup::Original(u.entry), true);
-        assert_eq!(d.state, State::Established);
         assert_eq!(upd(&d).timeout, TimeoutKind::TcpEstablished);
-        // FIN: CLOSE, 10 s, still ESTABLISHED as a packet.
-        let d = tcp_packet(f(FINACK), FlowLookup::Original(u.entry), true);
+        let d = c.send(false, seg(PSHACK, 1001, 5001, 100));
+        assert_eq!(upd(&d).timeout, TimeoutKind::TcpEstablished);
+    }
+
+    /// The issue's first measurement: SYN, the server's SYN/ACK, the client's RST dropped.
+    #[test]
+    fn syn_and_synack_alone_are_not_assured() {
+        let c = handshake(false);
+        assert_eq!(c.entry().tcp, Some(TcpState::SynRecv));
+        assert!(!c.entry().assured);
+        assert_eq!(tcp_timeout(&c.entry()), TimeoutKind::TcpSynRecv);
+        // A SYN/ACK alone, without entry, creates nothing.
+        let d = tcp_packet(
+            &seg(SYNACK, 5000, 1001, 0),
+            FlowLookup::None,
+            &TcpWindows::default(),
+            true,
+        );
+        assert_eq!(d.state, State::Invalid(InvalidReason::TcpNoEntry));
+        // An ACK that acknowledges nothing the server sent does not complete it.
+        let mut c = handshake(false);
+        let d = c.send(false, seg(ACK, 1001, 9999, 0));
+        assert_eq!(d.action, FlowAction::Nothing);
+        assert_eq!(c.entry().tcp, Some(TcpState::SynRecv));
+    }
+
+    /// The issue's second measurement: a RST far outside the window.
+    #[test]
+    fn rst_outside_the_window_changes_nothing() {
+        for reply in [false, true] {
+            let mut c = handshake(true);
+            let before = c.entry();
+            let base: u32 = if reply { 5001 } else { 1001 };
+            for seq in [base + 1_000_000, base.wrapping_sub(1_000_000), base + 1001] {
+                for flags in [RST, RSTACK, FINACK] {
+                    let ack = if reply { 1001 } else { 5001 };
+                    let d = c.send(reply, seg(flags, seq, ack, 0));
+                    assert_eq!(d.state, State::Invalid(InvalidReason::TcpOutOfWindow));
+                    assert_eq!(d.action, FlowAction::Nothing);
+                    assert_eq!(c.entry(), before);
+                }
+            }
+            // In the window: CLOSE, 10 s.
+            let d = c.send(reply, seg(RST, base + 10, 0, 0));
+            assert_eq!(d.state, State::Established);
+            assert_eq!(c.entry().tcp, Some(TcpState::Close));
+            assert!(c.entry().assured);
+            assert_eq!(upd(&d).timeout, TimeoutKind::TcpClose);
+        }
+    }
+
+    #[test]
+    fn tcp_fins() {
+        let mut c = handshake(true);
+        let d = c.send(false, seg(FINACK, 1001, 5001, 0));
         assert_eq!(d.state, State::Established);
-        let c = upd(&d);
-        assert_eq!(c.entry.tcp, Some(TcpState::Close));
-        assert_eq!(c.timeout, TimeoutKind::TcpClose);
-        assert!(c.entry.assured);
-        // Last ACK stays CLOSE.
-        let d = tcp_packet(f(ACK), FlowLookup::Reply(c.entry), true);
-        assert_eq!(upd(&d).entry.tcp, Some(TcpState::Close));
-        assert_eq!(upd(&d).timeout, TimeoutKind::TcpClose);
-        // New SYN on the closed tuple starts over.
-        let d = tcp_packet(f(SYN), FlowLookup::Original(c.entry), true);
+        assert_eq!(c.entry().tcp, Some(TcpState::FinWait));
+        assert_eq!(upd(&d).timeout, TimeoutKind::TcpFinWait);
+        // The ACK of the FIN, then more data from the other side: still FIN_WAIT.
+        c.send(true, seg(ACK, 5001, 1002, 0));
+        c.send(true, seg(PSHACK, 5001, 1002, 10));
+        assert_eq!(c.entry().tcp, Some(TcpState::FinWait));
+        // A repeated FIN from the same side is not the second FIN.
+        c.send(false, seg(FINACK, 1001, 5011, 0));
+        assert_eq!(c.entry().tcp, Some(TcpState::FinWait));
+        let d = c.send(true, seg(FINACK, 5011, 1002, 0));
+        assert_eq!(c.entry().tcp, Some(TcpState::TimeWait));
+        assert_eq!(upd(&d).timeout, TimeoutKind::TcpTimeWait);
+        let d = c.send(false, seg(ACK, 1002, 5012, 0));
+        assert_eq!(c.entry().tcp, Some(TcpState::TimeWait));
+        assert_eq!(upd(&d).timeout, TimeoutKind::TcpTimeWait);
+        assert!(c.entry().assured);
+        // A new SYN on the tuple starts over.
+        let d = c.send(false, seg(SYN, 90_000, 0, 0));
         assert_eq!(d.state, State::New);
-        assert_eq!(upd(&d).entry, FlowEntry::unreplied(Some(TcpState::SynSent)));
+        assert_eq!(c.entry(), FlowEntry::unreplied(Some(TcpState::SynSent)));
         assert_eq!(upd(&d).timeout, TimeoutKind::TcpSynSent);
+        c.send(true, seg(SYNACK, 7, 90_001, 0));
+        assert_eq!(c.entry().tcp, Some(TcpState::SynRecv));
     }
 
     #[test]
     fn tcp_rst() {
         for b in [RST, RSTACK] {
-            let d = tcp_packet(f(b), FlowLookup::None, true);
-            assert_eq!(d.state, State::Invalid(InvalidReason::TcpRstWithoutEntry));
-            assert_eq!(d.action, FlowAction::Nothing);
-            let d = tcp_packet(f(b), FlowLookup::None, false);
-            assert_eq!(d.state, State::Invalid(InvalidReason::TcpRstWithoutEntry));
+            for loose in [true, false] {
+                let d = tcp_packet(
+                    &seg(b, 1, 1, 0),
+                    FlowLookup::None,
+                    &TcpWindows::default(),
+                    loose,
+                );
+                assert_eq!(d.state, State::Invalid(InvalidReason::TcpRstWithoutEntry));
+                assert_eq!(d.action, FlowAction::Nothing);
+            }
         }
-        // RST in reply to a SYN (port closed): CLOSE, replied, not assured.
-        let syn = FlowEntry::unreplied(Some(TcpState::SynSent));
-        let d = tcp_packet(f(RSTACK), FlowLookup::Reply(syn), true);
+        // RST|ACK with sequence 0 in reply to a SYN (port closed): CLOSE, not assured.
+        let mut c = Conn::new();
+        c.send(false, seg(SYN, 1000, 0, 0));
+        let d = c.send(true, seg(RSTACK, 0, 1001, 0));
         assert_eq!(d.state, State::Established);
-        let u = upd(&d);
         assert_eq!(
-            u.entry,
+            c.entry(),
             FlowEntry {
                 replied: true,
                 assured: false,
                 tcp: Some(TcpState::Close)
             }
         );
-        assert_eq!(u.timeout, TimeoutKind::TcpClose);
+        assert_eq!(upd(&d).timeout, TimeoutKind::TcpClose);
+        // Nothing but a SYN reopens it.
+        c.send(false, seg(FINACK, 1001, 1, 0));
+        assert_eq!(c.entry().tcp, Some(TcpState::Close));
     }
 
     #[test]
     fn tcp_loose_pickup() {
-        let d = tcp_packet(f(ACK), FlowLookup::None, true);
+        let mut c = Conn::new();
+        let d = c.send(false, seg(ACK, 7000, 9000, 10));
         assert_eq!(d.state, State::New);
         let u = upd(&d);
         assert_eq!(u.entry, FlowEntry::unreplied(Some(TcpState::Established)));
-        assert_eq!(u.timeout, TimeoutKind::TcpEstablished);
-        let d = tcp_packet(f(ACK), FlowLookup::Reply(u.entry), true);
-        assert_eq!(d.state, State::Established);
-        assert!(upd(&d).entry.assured);
-        let d = tcp_packet(f(FINACK), FlowLookup::None, true);
+        assert_eq!(u.timeout, TimeoutKind::TcpUnacknowledged);
+        // More packets one way: still unacknowledged, not assured.
+        let d = c.send(false, seg(ACK, 7010, 9000, 10));
         assert_eq!(d.state, State::New);
-        assert_eq!(upd(&d).entry.tcp, Some(TcpState::Close));
+        assert_eq!(upd(&d).timeout, TimeoutKind::TcpUnacknowledged);
+        assert!(!c.entry().assured);
+        // Seen both ways: assured, established timeout.
+        let d = c.send(true, seg(ACK, 9000, 7020, 0));
+        assert_eq!(d.state, State::Established);
+        assert!(c.entry().assured && c.entry().replied);
+        assert_eq!(upd(&d).timeout, TimeoutKind::TcpEstablished);
+        // The windows learned from both directions refuse a blind RST.
+        let d = c.send(true, seg(RST, 9000 + 1_000_000, 0, 0));
+        assert_eq!(d.state, State::Invalid(InvalidReason::TcpOutOfWindow));
+        // A FIN picked up mid-stream.
+        let d = tcp_packet(
+            &seg(FINACK, 1, 1, 0),
+            FlowLookup::None,
+            &TcpWindows::default(),
+            true,
+        );
+        assert_eq!(d.state, State::New);
+        assert_eq!(upd(&d).entry.tcp, Some(TcpState::FinWait));
         // Strict mode: INVALID.
         for b in [ACK, PSHACK, FINACK] {
-            let d = tcp_packet(f(b), FlowLookup::None, false);
+            let d = tcp_packet(
+                &seg(b, 1, 1, 0),
+                FlowLookup::None,
+                &TcpWindows::default(),
+                false,
+            );
             assert_eq!(d.state, State::Invalid(InvalidReason::TcpNoEntry));
             assert_eq!(d.action, FlowAction::Nothing);
         }
-        // A SYN/ACK with no entry starts nothing.
-        let d = tcp_packet(f(SYNACK), FlowLookup::None, true);
-        assert_eq!(d.state, State::Invalid(InvalidReason::TcpNoEntry));
         // A SYN still creates in strict mode.
-        assert_eq!(
-            tcp_packet(f(SYN), FlowLookup::None, false).state,
-            State::New
+        let d = tcp_packet(
+            &seg(SYN, 1, 0, 0),
+            FlowLookup::None,
+            &TcpWindows::default(),
+            false,
         );
+        assert_eq!(d.state, State::New);
     }
 
     #[test]
@@ -693,7 +951,12 @@ mod tests {
         }
         // None, FIN alone, SYN|FIN, SYN|RST, xmas, URG alone, FIN|RST.
         for b in [0x00, 0x01, 0x03, 0x06, 0x29, 0x20, 0x15, 0x3f, 0x24] {
-            let d = tcp_packet(f(b), FlowLookup::None, true);
+            let d = tcp_packet(
+                &seg(b, 1, 1, 0),
+                FlowLookup::None,
+                &TcpWindows::default(),
+                true,
+            );
             assert_eq!(
                 d.state,
                 State::Invalid(InvalidReason::BadTcpFlags),
@@ -719,8 +982,17 @@ mod tests {
         assert_eq!(parse_tcp(&h[..23]), Err(ParseError::BadTcpDataOffset));
         h[12] = 0x40;
         assert_eq!(parse_tcp(&h), Err(ParseError::BadTcpDataOffset));
-        assert_eq!(TcpState::SynSent.name(), "SYN_SENT");
-        assert_eq!(TcpState::Established.name(), "ESTABLISHED");
-        assert_eq!(TcpState::Close.name(), "CLOSE");
+        let names = TcpState::ALL.map(TcpState::name);
+        assert_eq!(
+            names,
+            [
+                "SYN_SENT",
+                "SYN_RECV",
+                "ESTABLISHED",
+                "FIN_WAIT",
+                "TIME_WAIT",
+                "CLOSE"
+            ]
+        );
     }
 }

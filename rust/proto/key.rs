@@ -63,6 +63,13 @@ impl Key {
         ])
     }
 
+    /// The protocol of the tuple this key was made from.
+    pub fn protocol(&self) -> u8 {
+        let [head, ..] = self.0;
+        let [_, protocol, _, _] = head.to_be_bytes();
+        protocol
+    }
+
     /// The tuple this key was made from; `None` for words no tuple gives.
     pub fn tuple(&self) -> Option<Tuple> {
         let [head, fields, s0, s1, s2, s3, d0, d1, d2, d3] = self.0;

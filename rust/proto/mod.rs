@@ -25,6 +25,7 @@ pub mod ipv6;
 pub mod key;
 pub mod reader;
 pub mod state;
+pub mod tcp_window;
 pub mod tuple;
 
 pub use error::ParseError;

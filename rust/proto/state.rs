@@ -39,6 +39,8 @@ pub enum InvalidReason {
     TcpNoEntry,
     /// A TCP flag combination that no valid segment has.
     BadTcpFlags,
+    /// A TCP RST or FIN outside the window its receiver advertised.
+    TcpOutOfWindow,
 }
 
 impl InvalidReason {
@@ -58,6 +60,7 @@ impl InvalidReason {
             Self::TcpRstWithoutEntry => "TCP RST without connection",
             Self::TcpNoEntry => "TCP non-SYN without connection",
             Self::BadTcpFlags => "bad TCP flags",
+            Self::TcpOutOfWindow => "TCP RST or FIN outside the window",
         }
     }
 }

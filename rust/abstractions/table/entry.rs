@@ -9,7 +9,9 @@ use crate::abstractions::slab;
 use crate::bindings;
 use crate::proto::entry_word;
 use crate::proto::key::Key;
-use crate::proto::tuple::Tuple;
+use crate::proto::tcp_window::TcpWindows;
+use crate::proto::tuple::{Tuple, IPPROTO_TCP};
+use core::marker::PhantomData;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::types::Opaque;
@@ -155,6 +157,22 @@ impl<'a> core::ops::Deref for EntryRef<'a> {
 }
 
 impl<'a> EntryRef<'a> {
+    /// Locks the sequence state of a TCP entry; `None` for any other entry.
+    pub(crate) fn lock_windows(&self) -> Option<WindowsGuard<'a>> {
+        // SAFETY: the key is initialised and no longer written (type invariant).
+        if !slab::is_tcp_key(unsafe { &(*self.entry.raw()).key }) {
+            return None;
+        }
+        let tcp = self.entry.raw().cast::<bindings::icmp_ct_tcp_entry>();
+        // SAFETY: a TCP entry is the first field of an `icmp_ct_tcp_entry`
+        // (`slab::alloc(true)`), whose lock was initialised there.
+        unsafe { bindings::icmp_ct_spin_lock_bh(core::ptr::addr_of_mut!((*tcp).lock)) };
+        Some(WindowsGuard {
+            tcp,
+            _entry: PhantomData,
+        })
+    }
+
     /// Marks the entry dying and removes it from its table; false if it was neither live nor
     /// closed.
     pub(crate) fn remove(&self) -> bool {
@@ -181,6 +199,34 @@ impl<'a> EntryRef<'a> {
         )?;
         self.table.count.fetch_sub(1, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// The locked sequence state of a TCP entry: whoever decides on a TCP packet holds it from
+/// reading the entry's word to storing what the packet changed.
+pub(crate) struct WindowsGuard<'a> {
+    tcp: *mut bindings::icmp_ct_tcp_entry,
+    _entry: PhantomData<&'a Entry>,
+}
+
+impl WindowsGuard<'_> {
+    /// The sequence state.
+    pub(crate) fn get(&self) -> TcpWindows {
+        // SAFETY: the lock is held and the entry allocated for the guard's lifetime.
+        TcpWindows::from_words(unsafe { &(*self.tcp).windows })
+    }
+
+    /// Replaces the sequence state.
+    pub(crate) fn set(&self, windows: &TcpWindows) {
+        // SAFETY: as for `get`.
+        unsafe { (*self.tcp).windows = windows.to_words() };
+    }
+}
+
+impl Drop for WindowsGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: taken in `EntryRef::lock_windows` on this context.
+        unsafe { bindings::icmp_ct_spin_unlock_bh(core::ptr::addr_of_mut!((*self.tcp).lock)) };
     }
 }
 
@@ -262,7 +308,7 @@ impl NewEntry {
     pub(crate) fn new(original: &Tuple, state: u64, deadline: u32) -> Option<Self> {
         let key = Key::of(original);
         let single = key.reply()? == key;
-        let entry = slab::alloc()?;
+        let entry = slab::alloc(key.protocol() == IPPROTO_TCP)?;
         let raw = entry.as_ptr();
         // SAFETY: `raw` is a fresh, zeroed allocation that only this function knows about.
         unsafe {
@@ -274,6 +320,18 @@ impl NewEntry {
             (*raw).deadline = deadline;
         }
         Some(NewEntry { entry })
+    }
+
+    /// Sets the sequence state of a TCP entry (nothing for others).
+    pub(crate) fn set_windows(&mut self, windows: &TcpWindows) {
+        let raw = self.entry.as_ptr();
+        // SAFETY: unpublished, so no lock is needed; the key is set; a TCP entry is the first
+        // field of an `icmp_ct_tcp_entry`.
+        unsafe {
+            if slab::is_tcp_key(&(*raw).key) {
+                (*raw.cast::<bindings::icmp_ct_tcp_entry>()).windows = windows.to_words();
+            }
+        }
     }
 
     pub(super) fn entry(&self) -> &Entry {

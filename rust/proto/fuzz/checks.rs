@@ -17,6 +17,7 @@ use icmp_ct_proto::icmp_types::{self, IcmpKind};
 use icmp_ct_proto::key::{Key, KEY_WORDS};
 use icmp_ct_proto::reader::{self, PacketBytes, Window};
 use icmp_ct_proto::state::{InvalidReason, State};
+use icmp_ct_proto::tcp_window::{self, TcpSegment, TcpWindows};
 use icmp_ct_proto::tuple::{self, Tuple, L4};
 use icmp_ct_proto::{icmp, ipv4, ipv6, ParseError};
 
@@ -500,7 +501,7 @@ enum Parsed {
     },
     Flow {
         tuple: Tuple,
-        tcp: Option<TcpFlags>,
+        tcp: Option<TcpSegment>,
     },
 }
 
@@ -567,10 +568,11 @@ fn parse_packet<R: PacketBytes + ?Sized>(bytes: &R) -> Result<Parsed, ParseError
         }
         tuple::IPPROTO_TCP => {
             let mut buffer = [0u8; 60];
-            let h = flow_state::parse_tcp(reader::prefix(&l4, 0, &mut buffer))?;
+            let bytes = reader::prefix(&l4, 0, &mut buffer);
+            let h = flow_state::parse_tcp(bytes)?;
             Parsed::Flow {
                 tuple: Tuple::ports(family, src, dst, protocol, h.sport, h.dport),
-                tcp: Some(h.flags),
+                tcp: Some(tcp_window::segment(&h, bytes, l4.len())),
             }
         }
         _ => {
@@ -595,6 +597,7 @@ struct Entry {
     original: Key,
     reply: Key,
     word: u64,
+    windows: Option<TcpWindows>,
     icmp: bool,
 }
 
@@ -662,6 +665,7 @@ impl Tracker {
         let view = found.map(|(i, dir)| Found {
             dir,
             word: self.entries[i].word,
+            windows: self.entries[i].windows,
         });
         let d = decide::decide(subject, view.as_ref(), &self.knobs);
         if let Subject::Error {
@@ -703,7 +707,7 @@ impl Tracker {
         let subject_is_query = matches!(subject, Subject::Query { .. });
         match d.action {
             Action::Nothing => {}
-            Action::Create { word, .. } => {
+            Action::Create { word, windows, .. } => {
                 assert!(found.is_none(), "Create over an entry: {d:?}");
                 assert_eq!(d.state, State::New);
                 assert!(!matches!(subject, Subject::Error { .. }));
@@ -712,6 +716,7 @@ impl Tracker {
                     original: Key::of(looked_up),
                     reply: Key::of(&reply),
                     word,
+                    windows,
                     icmp: subject_is_query,
                 };
                 // Neither key is in the table yet (no entry could be found by both).
@@ -719,10 +724,13 @@ impl Tracker {
                 check_entry(&entry);
                 self.entries.push(entry);
             }
-            Action::Update { word, .. } => {
+            Action::Update { word, windows, .. } => {
                 let (i, _) = found.expect("Update without an entry");
                 assert!(!matches!(subject, Subject::Error { .. }));
                 self.entries[i].word = word;
+                if windows.is_some() {
+                    self.entries[i].windows = windows;
+                }
                 check_entry(&self.entries[i]);
             }
             Action::Close => {
@@ -842,7 +850,7 @@ pub fn tracker(data: &[u8]) {
             },
             4 => Parsed::Flow {
                 tuple: flow(2, 0),
-                tcp: Some(TcpFlags::from_byte(b1)),
+                tcp: Some(fuzzed_segment(b1, b3)),
             },
             5 => Parsed::Flow {
                 tuple: flow(3, 0),
@@ -861,6 +869,20 @@ pub fn tracker(data: &[u8]) {
             }
         };
         tracker.packet(parsed, b3 & 0x80 != 0);
+    }
+}
+
+/// A segment with the flags of `flags` and, from `b3`, sequence numbers spread so that
+/// some land in the peer's window and some far outside it.
+fn fuzzed_segment(flags: u8, b3: u8) -> TcpSegment {
+    let seq = u32::from(b3 & 0x7f).wrapping_mul(0x0300_0000);
+    TcpSegment {
+        flags: TcpFlags::from_byte(flags),
+        seq,
+        ack: seq.rotate_left(8),
+        window: 0xffff,
+        wscale: (flags & 0x02 != 0).then_some(b3 & 0x0f),
+        payload_len: u32::from(b3 & 0x03) * 100,
     }
 }
 

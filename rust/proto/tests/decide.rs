@@ -26,6 +26,7 @@ fn one_outstanding() -> Found {
     Found {
         dir: Dir::Reply,
         word: entry_word::pack_icmp(IcmpEntryState::first_request()),
+        windows: None,
     }
 }
 
@@ -43,6 +44,7 @@ fn a_request_without_entry_creates_one_with_the_icmp_timeout() {
         Action::Create {
             word: entry_word::pack_icmp(IcmpEntryState::first_request()),
             timeout: TimeoutKind::Icmp,
+            windows: None,
         }
     );
 }
@@ -108,6 +110,7 @@ fn a_port_unreachable_destroys_an_unreplied_flow_but_not_a_replied_one() {
     let unreplied = Found {
         dir: Dir::Original,
         word: 0,
+        windows: None,
     };
     let d = decide(&subject, Some(&unreplied), &Knobs::default());
     assert_eq!((d.state, d.action), (State::Related, Action::Destroy));
@@ -117,6 +120,7 @@ fn a_port_unreachable_destroys_an_unreplied_flow_but_not_a_replied_one() {
             outstanding: 0,
             replied: true,
         }),
+        windows: None,
     };
     let d = decide(&subject, Some(&replied), &Knobs::default());
     assert_eq!((d.state, d.action), (State::Related, Action::Nothing));
@@ -132,7 +136,7 @@ fn udp_first_packet_creates_and_its_reply_updates_with_the_stream_timeout() {
         tcp: None,
     };
     let d = decide(&subject, None, &Knobs::default());
-    let Action::Create { word, timeout } = d.action else {
+    let Action::Create { word, timeout, .. } = d.action else {
         panic!("{:?}", d.action);
     };
     assert_eq!((d.state, timeout), (State::New, TimeoutKind::Udp));
@@ -146,6 +150,7 @@ fn udp_first_packet_creates_and_its_reply_updates_with_the_stream_timeout() {
         Some(&Found {
             dir: Dir::Reply,
             word,
+            windows: None,
         }),
         &Knobs::default(),
     );

@@ -16,6 +16,7 @@ use icmp_ct_proto::icmp_types::{self, IcmpKind};
 use icmp_ct_proto::key::Key;
 use icmp_ct_proto::reader::{PacketBytes, Window};
 use icmp_ct_proto::state::InvalidReason;
+use icmp_ct_proto::tcp_window::{TcpSegment, TcpWindows};
 use icmp_ct_proto::tuple::{self, Tuple, L4};
 use icmp_ct_proto::ParseError;
 use icmp_ct_proto::{icmp, ipv4, ipv6};
@@ -164,12 +165,7 @@ fn reference_sum(data: &[u8]) -> u16 {
 }
 
 fn flow_lookup() -> impl Strategy<Value = FlowLookup> {
-    let tcp = prop_oneof![
-        Just(None),
-        Just(Some(TcpState::SynSent)),
-        Just(Some(TcpState::Established)),
-        Just(Some(TcpState::Close)),
-    ];
+    let tcp = prop::option::of(prop::sample::select(TcpState::ALL.to_vec()));
     let entry = (any::<bool>(), any::<bool>(), tcp).prop_map(|(replied, assured, tcp)| FlowEntry {
         replied,
         assured,
@@ -379,7 +375,7 @@ proptest! {
         secs_left in any::<u32>(),
         unreplied in any::<bool>(),
         assured in any::<bool>(),
-        tcp in prop::option::of(prop::sample::select(vec![TcpState::SynSent, TcpState::Established, TcpState::Close])),
+        tcp in prop::option::of(prop::sample::select(TcpState::ALL.to_vec())),
         use_count in any::<u32>(),
     ) {
         let e = LineEntry { tuple: t, secs_left, unreplied, assured, tcp_state: tcp, use_count };
@@ -443,18 +439,65 @@ proptest! {
     }
 
     #[test]
+    fn rsts_are_checked_against_the_scaled_window(
+        (isn_c, isn_s) in (any::<u32>(), any::<u32>()),
+        (win_c, win_s) in (1u16.., 1u16..),
+        (scale_c, scale_s) in (prop::option::of(0u8..=14), prop::option::of(0u8..=14)),
+        offset in any::<u32>(),
+        from_server in any::<bool>(),
+    ) {
+        let seg = |flags, seq, ack, window, wscale| TcpSegment {
+            flags: TcpFlags::from_byte(flags), seq, ack, window, wscale, payload_len: 0,
+        };
+        let (c1, s1) = (isn_c.wrapping_add(1), isn_s.wrapping_add(1));
+        let w = TcpWindows::first(&seg(0x02, isn_c, 0, win_c, scale_c));
+        let w = w.track(true, &seg(0x12, isn_s, c1, win_s, scale_s), true);
+        prop_assert!(w.is_some());
+        let w = w.unwrap().track(false, &seg(0x10, c1, s1, win_c, None), true);
+        prop_assert!(w.is_some());
+        let w = w.unwrap();
+        // What the receiver allows the sender past its last byte: the client's window is
+        // scaled once both sides announced scaling; the SYN/ACK's window never is.
+        let (base, allowed, receiver) = if from_server {
+            let shift = match (scale_c, scale_s) {
+                (Some(c), Some(_)) => u32::from(c),
+                _ => 0,
+            };
+            (s1, u32::from(win_c) << shift, w.peer(false))
+        } else {
+            (c1, u32::from(win_s), w.peer(true))
+        };
+        prop_assert_eq!(w.peer(from_server).maxend, base.wrapping_add(allowed));
+        let accepted = w.track(from_server, &seg(0x04, base.wrapping_add(offset), 0, 0, None), false);
+        if offset < 1 << 31 {
+            prop_assert_eq!(accepted.is_some(), offset <= allowed, "{} {}", offset, allowed);
+        } else {
+            // Behind the last byte sent: as far as the largest window the receiver advertised.
+            prop_assert_eq!(accepted.is_some(), offset.wrapping_neg() <= receiver.maxwin);
+        }
+        if let Some(after_rst) = accepted {
+            prop_assert_eq!(TcpWindows::from_words(&after_rst.to_words()), after_rst);
+        }
+    }
+
+    #[test]
     fn flow_decisions_are_consistent(
         flags in any::<u8>(),
+        (seq, ack, window, payload_len) in (any::<u32>(), any::<u32>(), any::<u16>(), 0u32..2000),
+        windows in prop::array::uniform8(any::<u32>()).prop_map(|w| TcpWindows::from_words(&w)),
         lookup in flow_lookup(),
         loose in any::<bool>(),
         which in 0u8..3,
     ) {
+        let seg = TcpSegment { flags: TcpFlags::from_byte(flags), seq, ack, window, wscale: None, payload_len };
         let d = match which {
-            0 => flow_state::tcp_packet(TcpFlags::from_byte(flags), lookup, loose),
+            0 => flow_state::tcp_packet(&seg, lookup, &windows, loose),
             1 => flow_state::udp_packet(lookup),
             _ => flow_state::generic_packet(lookup),
         };
         match d.action {
+            // Only a TCP segment outside the windows, neither RST nor FIN, keeps its state.
+            FlowAction::Nothing if which == 0 && lookup != FlowLookup::None && flags & 0x05 == 0 => {}
             FlowAction::Nothing => prop_assert_eq!(d.state.name(), "INVALID"),
             FlowAction::Create(u) => {
                 prop_assert_eq!(lookup, FlowLookup::None);
@@ -469,7 +512,7 @@ proptest! {
                     prop_assert_eq!(d.state.name(), "ESTABLISHED");
                 }
                 match (which, u.entry.tcp) {
-                    (0, Some(s)) => prop_assert_eq!(u.timeout, s.timeout()),
+                    (0, Some(_)) => prop_assert_eq!(u.timeout, flow_state::tcp_timeout(&u.entry)),
                     (1, _) => prop_assert_eq!(
                         u.timeout,
                         if u.entry.replied { TimeoutKind::UdpStream } else { TimeoutKind::Udp }

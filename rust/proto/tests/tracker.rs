@@ -13,6 +13,7 @@ use icmp_ct_proto::flow_state::{self, Timeouts};
 use icmp_ct_proto::icmp_error;
 use icmp_ct_proto::icmp_types::{self, IcmpKind};
 use icmp_ct_proto::state::{InvalidReason, State};
+use icmp_ct_proto::tcp_window::{self, TcpWindows};
 use icmp_ct_proto::tuple::{self, Tuple, L4};
 use icmp_ct_proto::{icmp, ipv4, ParseError};
 
@@ -21,6 +22,7 @@ struct Entry {
     reply: Tuple,
     word: u64,
     timeout: u32,
+    windows: Option<TcpWindows>,
 }
 
 #[derive(Default)]
@@ -96,7 +98,11 @@ impl Tracker {
             },
             (6, None) => Subject::Flow {
                 tuple: &t,
-                tcp: Some(flow_state::parse_tcp(body)?.flags),
+                tcp: Some(tcp_window::segment(
+                    &flow_state::parse_tcp(body)?,
+                    body,
+                    body.len(),
+                )),
             },
             _ => Subject::Flow {
                 tuple: &t,
@@ -107,6 +113,7 @@ impl Tracker {
         let view = found.map(|(i, dir)| decide::Found {
             dir,
             word: self.entries[i].word,
+            windows: self.entries[i].windows,
         });
         let knobs = Knobs {
             keep_replied: self.keep_replied,
@@ -115,15 +122,31 @@ impl Tracker {
         let d = decide::decide(&subject, view.as_ref(), &knobs);
         match (d.action, found) {
             (Action::Nothing, _) => {}
-            (Action::Create { word, timeout }, _) => self.entries.push(Entry {
+            (
+                Action::Create {
+                    word,
+                    timeout,
+                    windows,
+                },
+                _,
+            ) => self.entries.push(Entry {
                 orig: t,
                 reply: t.reply().unwrap(),
                 word,
                 timeout: self.timeouts.get(timeout),
+                windows,
             }),
-            (Action::Update { word, timeout }, Some((i, _))) => {
+            (
+                Action::Update {
+                    word,
+                    timeout,
+                    windows,
+                },
+                Some((i, _)),
+            ) => {
                 let e = &mut self.entries[i];
                 e.word = word;
+                e.windows = windows;
                 if let Some(timeout) = timeout {
                     e.timeout = self.timeouts.get(timeout);
                 }
@@ -371,33 +394,51 @@ fn error_about_a_ping() {
 #[test]
 fn tcp_and_generic() {
     let mut ct = Tracker::default();
-    let tcp = |src, dst, sport: u16, dport: u16, flags: u8| {
+    let tcp = |src, dst, sport: u16, dport: u16, flags: u8, seq: u32, ack: u32| {
         let mut h = vec![0u8; 20];
         h[0..2].copy_from_slice(&sport.to_be_bytes());
         h[2..4].copy_from_slice(&dport.to_be_bytes());
+        h[4..8].copy_from_slice(&seq.to_be_bytes());
+        h[8..12].copy_from_slice(&ack.to_be_bytes());
         h[12] = 0x50;
         h[13] = flags;
+        h[14..16].copy_from_slice(&1000u16.to_be_bytes());
         ip4(src, dst, 6, &h)
     };
-    let syn = tcp([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80, 0x02);
+    let (a, b) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+    let syn = tcp(a, b, 40000, 80, 0x02, 100, 0);
     assert_eq!(ct.packet(&syn), State::New);
     assert_eq!(
         ct.lines(),
         "tcp      6 120 SYN_SENT src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=80 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=80 dport=40000 use=1\n"
     );
     assert_eq!(
-        ct.packet(&tcp([10, 0, 0, 2], [10, 0, 0, 1], 80, 40000, 0x12)),
+        ct.packet(&tcp(b, a, 80, 40000, 0x12, 700, 101)),
+        State::Established
+    );
+    assert!(ct.lines().contains(" 60 SYN_RECV "));
+    assert!(!ct.lines().contains("[ASSURED]"));
+    assert_eq!(
+        ct.packet(&tcp(a, b, 40000, 80, 0x10, 101, 701)),
         State::Established
     );
     assert!(ct.lines().contains(" 432000 ESTABLISHED "));
     assert!(ct.lines().contains("[ASSURED]"));
+    // A blind RST: INVALID, nothing changes.
     assert_eq!(
-        ct.packet(&tcp([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80, 0x11)),
+        ct.packet(&tcp(b, a, 80, 40000, 0x04, 700 + 1_000_000, 0)),
+        State::Invalid(InvalidReason::TcpOutOfWindow)
+    );
+    assert!(ct.lines().contains(" 432000 ESTABLISHED "));
+    assert_eq!(
+        ct.packet(&tcp(a, b, 40000, 80, 0x11, 101, 701)),
         State::Established
     );
-    assert!(ct.lines().starts_with("tcp      6 10 CLOSE "));
+    assert!(ct.lines().starts_with("tcp      6 120 FIN_WAIT "));
+    ct.packet(&tcp(b, a, 80, 40000, 0x11, 701, 102));
+    assert!(ct.lines().starts_with("tcp      6 120 TIME_WAIT "));
     assert_eq!(
-        ct.packet(&tcp([10, 0, 0, 3], [10, 0, 0, 2], 1, 80, 0x04)),
+        ct.packet(&tcp([10, 0, 0, 3], b, 1, 80, 0x04, 1, 0)),
         State::Invalid(InvalidReason::TcpRstWithoutEntry)
     );
     let mut ct = Tracker::default();
