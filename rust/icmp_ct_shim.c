@@ -6,6 +6,7 @@
 #include <linux/jhash.h>
 #include <linux/mm.h>
 #include <linux/rculist.h>
+#include <net/sock.h>
 
 #include "icmp_ct_helpers.h"
 
@@ -98,6 +99,18 @@ void icmp_ct_skb_set_mark(struct sk_buff *skb, __u32 mark)
 int icmp_ct_skb_iif(const struct sk_buff *skb)
 {
 	return skb->skb_iif;
+}
+
+/*
+ * icmp_send(), icmpv6_send() and neighbour discovery write on per-CPU or per-netns sockets
+ * made by inet_ctl_sock_create(), which are kernel sockets; a process can only write on
+ * sockets it created (sk_kern_sock 0), raw ones included.
+ */
+bool icmp_ct_skb_from_kernel_socket(const struct sk_buff *skb)
+{
+	const struct sock *sk = skb->sk;
+
+	return sk && sk_fullsock(sk) && sk->sk_kern_sock;
 }
 
 void icmp_ct_hook_ops_init(struct nf_hook_ops *ops, nf_hookfn *hook, u8 pf,

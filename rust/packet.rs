@@ -110,6 +110,8 @@ pub(crate) enum Packet {
         l4_offset: u32,
         /// Whether it is a fragment (then its checksum cannot be verified).
         fragmented: bool,
+        /// Written by this host's own stack (`icmp_send`, `icmpv6_send`), not by a process.
+        from_host_stack: bool,
     },
     /// A UDP, TCP or other IP protocol packet.
     Flow {
@@ -143,7 +145,14 @@ impl Packet {
             return Packet::NotTracked;
         }
         let mut head = [0u8; HEAD_LEN];
-        Packet::parse(family, &skb.network_bytes(&mut head))
+        let mut packet = Packet::parse(family, &skb.network_bytes(&mut head));
+        if let Packet::IcmpError {
+            from_host_stack, ..
+        } = &mut packet
+        {
+            *from_host_stack = skb.sent_on_kernel_socket();
+        }
+        packet
     }
 
     /// Parses a packet of `family` (its bytes from the network header).
@@ -218,6 +227,7 @@ impl Packet {
                             code: header.code,
                             l4_offset,
                             fragmented,
+                            from_host_stack: false,
                         }
                     }
                     kind => Packet::Icmp {

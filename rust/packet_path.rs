@@ -83,13 +83,14 @@ fn subject_of(packet: &Packet, point: HookPoint) -> Option<(Subject<'_>, &Tuple)
             embedded,
             icmp_type,
             code,
+            from_host_stack,
             ..
         } => Some((
             Subject::Error {
                 family: embedded.family,
                 icmp_type: *icmp_type,
                 code: *code,
-                local: point == HookPoint::LocalOut,
+                local: point == HookPoint::LocalOut && *from_host_stack,
             },
             embedded,
         )),
