@@ -30,6 +30,8 @@ struct IpView<'a, R: ?Sized> {
     dst: Addr,
     /// Upper-layer protocol.
     protocol: u8,
+    /// IPv4 TTL or IPv6 hop limit.
+    hop_limit: u8,
     /// The upper-layer bytes (empty for a non-first fragment).
     l4: Window<'a, R>,
     /// Offset of the upper-layer header from the network header.
@@ -49,6 +51,7 @@ impl<'a, R: PacketBytes + ?Sized> IpView<'a, R> {
                     src: Addr::from_v4(ip.src),
                     dst: Addr::from_v4(ip.dst),
                     protocol: ip.protocol,
+                    hop_limit: ip.ttl,
                     l4: ip.payload_window(bytes),
                     l4_offset: u32::try_from(ip.header_len).unwrap_or(u32::MAX),
                     fragmented: ip.is_fragment(),
@@ -61,6 +64,7 @@ impl<'a, R: PacketBytes + ?Sized> IpView<'a, R> {
                     src: Addr::from_v6(ip.src),
                     dst: Addr::from_v6(ip.dst),
                     protocol: ip.protocol,
+                    hop_limit: ip.hop_limit,
                     l4: ip.payload_window(bytes),
                     l4_offset: u32::try_from(ip.l4_offset).unwrap_or(u32::MAX),
                     fragmented: ip.is_fragment(),
@@ -194,6 +198,7 @@ impl Packet {
         let IpView {
             src,
             dst,
+            hop_limit,
             l4,
             l4_offset,
             fragmented,
@@ -205,11 +210,17 @@ impl Packet {
                 match icmp_types::kind(family, header.icmp_type) {
                     IcmpKind::Error => {
                         let payload = l4.skip(icmp::HEADER_LEN);
-                        let embedded = match family {
-                            Family::Ipv4 => icmp_error::read_embedded_v4(&payload),
-                            Family::Ipv6 => icmp_error::read_embedded_v6(&payload),
-                        };
-                        let checked = embedded.map_err(InvalidReason::from).and_then(|embedded| {
+                        let embedded =
+                            match family {
+                                Family::Ipv4 => icmp_error::read_embedded_v4(&payload)
+                                    .map_err(InvalidReason::from),
+                                Family::Ipv6 if header.icmp_type == icmp_error::ICMPV6_REDIRECT => {
+                                    icmp_error::read_redirect(&l4, header.code, hop_limit, src)
+                                }
+                                Family::Ipv6 => icmp_error::read_embedded_v6(&payload)
+                                    .map_err(InvalidReason::from),
+                            };
+                        let checked = embedded.and_then(|embedded| {
                             icmp_error::check_embedded(dst, &embedded).map(|()| embedded)
                         });
                         let embedded = match checked {
