@@ -27,6 +27,8 @@
 
 void *icmp_ct_net_generic(const struct net *net, unsigned int id);
 bool icmp_ct_net_is_init(const struct net *net);
+bool icmp_ct_nf_log_all_netns(void);
+unsigned int icmp_ct_net_inum(const struct net *net);
 struct proc_dir_entry *icmp_ct_net_proc_net(const struct net *net);
 struct proc_dir_entry *icmp_ct_net_proc_net_stat(const struct net *net);
 struct net *icmp_ct_seq_file_net(struct seq_file *seq);

@@ -6,6 +6,7 @@
 #include <linux/jhash.h>
 #include <linux/mm.h>
 #include <linux/rculist.h>
+#include <net/netfilter/nf_log.h>
 #include <net/sock.h>
 
 #include "icmp_ct_helpers.h"
@@ -18,6 +19,17 @@ void *icmp_ct_net_generic(const struct net *net, unsigned int id)
 bool icmp_ct_net_is_init(const struct net *net)
 {
 	return net_eq(net, &init_net);
+}
+
+/* net.netfilter.nf_log_all_netns, the host's switch for logging outside init_net. */
+bool icmp_ct_nf_log_all_netns(void)
+{
+	return READ_ONCE(sysctl_nf_log_all_netns);
+}
+
+unsigned int icmp_ct_net_inum(const struct net *net)
+{
+	return net->ns.inum;
 }
 
 struct proc_dir_entry *icmp_ct_net_proc_net(const struct net *net)

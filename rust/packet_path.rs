@@ -117,8 +117,8 @@ impl NetState {
         }
         self.mark(skb, &state);
         if let State::Invalid(reason) = state {
-            if self.sysctl(Knob::LogInvalid) != 0 && crate::abstractions::log::ratelimited() {
-                pr_info!("INVALID packet: {}\n", reason.as_str());
+            if self.sysctl(Knob::LogInvalid) != 0 {
+                self.log.invalid(reason.as_str());
             }
             if self.sysctl(Knob::DropInvalid) != 0 {
                 self.stats.inc(Counter::DroppedInvalid);
