@@ -25,7 +25,8 @@
 #     RELATED at A, and INVALID at B, where a process wrote it on a raw socket about a flow B
 #     never confirmed; redirects (137) with hop limit 64, a global source or code 1 are
 #     INVALID, one from a link-local source with hop limit 255 and the redirected-header
-#     option is RELATED and destroys A's [UNREPLIED] flow (nf_conntrack's conditions).
+#     option is RELATED and destroys A's [UNREPLIED] flow (nf_conntrack's conditions); B's
+#     own reject (icmpv6_send) about a datagram it never confirmed is RELATED at B.
 #  5. an echo request with a wrong ICMPv6 checksum (sent by scapy on B's link, so that B's
 #     own stack does not fix it) is INVALID at A and creates nothing; with ip_ct_checksum=0
 #     it is NEW.
@@ -49,7 +50,7 @@ V6_TIMEOUT=77
 tl_require
 
 ktap_header
-ktap_plan 32
+ktap_plan 33
 
 module_is_loaded || module_load || ktap_bail_out "insmod $ICMP_CT_KO failed: $MODULE_ERR"
 tl_pair6 A $A_IP B $B_IP || ktap_bail_out "cannot set up namespaces A and B"
@@ -210,6 +211,23 @@ ktap_check "the redirect destroyed A's [UNREPLIED] UDP entry" \
 	listing_lacks "$A" "^udp .* sport=40003 dport=5000 "
 tl_ungate "$B"
 
+# B's own stack (an nft reject: icmpv6_send) about a datagram it dropped before confirming it:
+# no entry at B, RELATED all the same.
+ns_exec "$B" nft -f - <<-EOF || ktap_msg "cannot add the reject table in B"
+	table ip6 icmpct_reject {
+		chain input {
+			type filter hook input priority 5; policy accept;
+			udp dport 5000 reject with icmpv6 type port-unreachable
+		}
+	}
+EOF
+tl_snap "$A" "$B"
+craft "$A" --dst $B_IP --udp 5000 --sport 40004 || ktap_msg "cannot send the UDP datagram"
+tl_wait_delta "$A" related 1
+tl_expect "B's own port unreachable (icmpv6_send) about a datagram it dropped: RELATED at B" \
+	"$B" related=1 invalid=0
+ns_exec "$B" nft delete table ip6 icmpct_reject
+
 ##############################################################################
 # 5. Checksums
 
@@ -246,9 +264,9 @@ tl_sysctl_set "$A" ip_ct_checksum 1
 
 # At A: echo request NEW x2 (901, 902) and x1 (952, arriving), INVALID x1 (951), echo
 # reply ESTABLISHED x2 and INVALID x1, node information query NEW, reply ESTABLISHED,
-# destination unreachable RELATED x1 and INVALID x1, packet too big RELATED, type 100
+# destination unreachable RELATED x2 and INVALID x1, packet too big RELATED, type 100
 # RELATED, redirect RELATED x1 and INVALID x3.  Neighbour discovery is UNTRACKED: no column.
-mix="ipv6 1 destination-unreachable 0 0 1 1
+mix="ipv6 1 destination-unreachable 0 0 2 1
 ipv6 2 packet-too-big 0 0 1 0
 ipv6 100 private-experimentation 0 0 1 0
 ipv6 128 echo-request 3 0 0 1
