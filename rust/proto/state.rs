@@ -57,7 +57,7 @@ impl InvalidReason {
             Self::NotAQuery => "not an ICMP query",
             Self::ErrorInError => "ICMP error inside ICMP error",
             Self::SpoofedError => "ICMP error not sent to the embedded source",
-            Self::BadRedirect => "ICMPv6 redirect not from a link-local router",
+            Self::BadRedirect => "bad ICMPv6 redirect",
             Self::NoRelatedEntry => "ICMP error about no tracked connection",
             Self::TcpRstWithoutEntry => "TCP RST without connection",
             Self::TcpNoEntry => "TCP non-SYN without connection",
