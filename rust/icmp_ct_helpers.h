@@ -27,6 +27,8 @@
 
 void *icmp_ct_net_generic(const struct net *net, unsigned int id);
 bool icmp_ct_net_is_init(const struct net *net);
+bool icmp_ct_nf_log_all_netns(void);
+unsigned int icmp_ct_net_inum(const struct net *net);
 struct proc_dir_entry *icmp_ct_net_proc_net(const struct net *net);
 struct proc_dir_entry *icmp_ct_net_proc_net_stat(const struct net *net);
 struct net *icmp_ct_seq_file_net(struct seq_file *seq);
@@ -45,6 +47,7 @@ __u32 icmp_ct_skb_mark(const struct sk_buff *skb);
 void icmp_ct_skb_set_mark(struct sk_buff *skb, __u32 mark);
 bool icmp_ct_skb_is_notrack(const struct sk_buff *skb);
 int icmp_ct_skb_iif(const struct sk_buff *skb);
+bool icmp_ct_skb_from_kernel_socket(const struct sk_buff *skb);
 /* nf_hook_ops has a bitfield; Rust sees it as an opaque blob and fills it in here. */
 void icmp_ct_hook_ops_init(struct nf_hook_ops *ops, nf_hookfn *hook, u8 pf,
 			   unsigned int hooknum, int priority);

@@ -6,6 +6,8 @@
 #include <linux/jhash.h>
 #include <linux/mm.h>
 #include <linux/rculist.h>
+#include <net/netfilter/nf_log.h>
+#include <net/sock.h>
 
 #include "icmp_ct_helpers.h"
 
@@ -17,6 +19,17 @@ void *icmp_ct_net_generic(const struct net *net, unsigned int id)
 bool icmp_ct_net_is_init(const struct net *net)
 {
 	return net_eq(net, &init_net);
+}
+
+/* net.netfilter.nf_log_all_netns, the host's switch for logging outside init_net. */
+bool icmp_ct_nf_log_all_netns(void)
+{
+	return READ_ONCE(sysctl_nf_log_all_netns);
+}
+
+unsigned int icmp_ct_net_inum(const struct net *net)
+{
+	return net->ns.inum;
 }
 
 struct proc_dir_entry *icmp_ct_net_proc_net(const struct net *net)
@@ -98,6 +111,18 @@ void icmp_ct_skb_set_mark(struct sk_buff *skb, __u32 mark)
 int icmp_ct_skb_iif(const struct sk_buff *skb)
 {
 	return skb->skb_iif;
+}
+
+/*
+ * icmp_send(), icmpv6_send() and neighbour discovery write on per-CPU or per-netns sockets
+ * made by inet_ctl_sock_create(), which are kernel sockets; a process can only write on
+ * sockets it created (sk_kern_sock 0), raw ones included.
+ */
+bool icmp_ct_skb_from_kernel_socket(const struct sk_buff *skb)
+{
+	const struct sock *sk = skb->sk;
+
+	return sk && sk_fullsock(sk) && sk->sk_kern_sock;
 }
 
 void icmp_ct_hook_ops_init(struct nf_hook_ops *ops, nf_hookfn *hook, u8 pf,

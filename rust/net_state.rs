@@ -4,6 +4,7 @@
 
 use crate::abstractions::delayed_work::{DelayedWork, PeriodicWork};
 use crate::abstractions::jiffies;
+use crate::abstractions::log::NamespaceLog;
 use crate::abstractions::net::Net;
 use crate::abstractions::netfilter::{HookPoint, HookRegistration, HookSpec};
 use crate::abstractions::pernet::{PernetData, PernetId};
@@ -90,6 +91,8 @@ pub(crate) struct NetState {
     pub(crate) stats: Stats,
     /// Counters of `/proc/net/stat/icmp_ct_types`.
     pub(crate) type_stats: TypeStats,
+    /// Where the namespace's log lines go, if anywhere.
+    pub(crate) log: NamespaceLog,
 }
 
 impl NetState {
@@ -165,6 +168,7 @@ impl PernetData for NetState {
                 table,
                 stats,
                 type_stats,
+                log: NamespaceLog::new(net),
             },
             GFP_KERNEL,
         )?;

@@ -32,6 +32,8 @@ struct IpView<'a, R: ?Sized> {
     dst: Addr,
     /// Upper-layer protocol.
     protocol: u8,
+    /// IPv4 TTL or IPv6 hop limit.
+    hop_limit: u8,
     /// The upper-layer bytes (empty for a non-first fragment).
     l4: Window<'a, R>,
     /// Offset of the upper-layer header from the network header.
@@ -51,6 +53,7 @@ impl<'a, R: PacketBytes + ?Sized> IpView<'a, R> {
                     src: Addr::from_v4(ip.src),
                     dst: Addr::from_v4(ip.dst),
                     protocol: ip.protocol,
+                    hop_limit: ip.ttl,
                     l4: ip.payload_window(bytes),
                     l4_offset: u32::try_from(ip.header_len).unwrap_or(u32::MAX),
                     fragmented: ip.is_fragment(),
@@ -63,6 +66,7 @@ impl<'a, R: PacketBytes + ?Sized> IpView<'a, R> {
                     src: Addr::from_v6(ip.src),
                     dst: Addr::from_v6(ip.dst),
                     protocol: ip.protocol,
+                    hop_limit: ip.hop_limit,
                     l4: ip.payload_window(bytes),
                     l4_offset: u32::try_from(ip.l4_offset).unwrap_or(u32::MAX),
                     fragmented: ip.is_fragment(),
@@ -112,6 +116,8 @@ pub(crate) enum Packet {
         l4_offset: u32,
         /// Whether it is a fragment (then its checksum cannot be verified).
         fragmented: bool,
+        /// Written by this host's own stack (`icmp_send`, `icmpv6_send`), not by a process.
+        from_host_stack: bool,
     },
     /// A UDP, TCP or other IP protocol packet.
     Flow {
@@ -145,7 +151,14 @@ impl Packet {
             return Packet::NotTracked;
         }
         let mut head = [0u8; HEAD_LEN];
-        Packet::parse(family, &skb.network_bytes(&mut head))
+        let mut packet = Packet::parse(family, &skb.network_bytes(&mut head));
+        if let Packet::IcmpError {
+            from_host_stack, ..
+        } = &mut packet
+        {
+            *from_host_stack = skb.sent_on_kernel_socket();
+        }
+        packet
     }
 
     /// Parses a packet of `family` (its bytes from the network header).
@@ -187,6 +200,7 @@ impl Packet {
         let IpView {
             src,
             dst,
+            hop_limit,
             l4,
             l4_offset,
             fragmented,
@@ -198,11 +212,17 @@ impl Packet {
                 match icmp_types::kind(family, header.icmp_type) {
                     IcmpKind::Error => {
                         let payload = l4.skip(icmp::HEADER_LEN);
-                        let embedded = match family {
-                            Family::Ipv4 => icmp_error::read_embedded_v4(&payload),
-                            Family::Ipv6 => icmp_error::read_embedded_v6(&payload),
-                        };
-                        let checked = embedded.map_err(InvalidReason::from).and_then(|embedded| {
+                        let embedded =
+                            match family {
+                                Family::Ipv4 => icmp_error::read_embedded_v4(&payload)
+                                    .map_err(InvalidReason::from),
+                                Family::Ipv6 if header.icmp_type == icmp_error::ICMPV6_REDIRECT => {
+                                    icmp_error::read_redirect(&l4, header.code, hop_limit, src)
+                                }
+                                Family::Ipv6 => icmp_error::read_embedded_v6(&payload)
+                                    .map_err(InvalidReason::from),
+                            };
+                        let checked = embedded.and_then(|embedded| {
                             icmp_error::check_embedded(dst, &embedded).map(|()| embedded)
                         });
                         let embedded = match checked {
@@ -220,6 +240,7 @@ impl Packet {
                             code: header.code,
                             l4_offset,
                             fragmented,
+                            from_host_stack: false,
                         }
                     }
                     kind => Packet::Icmp {

@@ -86,13 +86,14 @@ fn subject_of(packet: &Packet, point: HookPoint) -> Option<(Subject<'_>, &Tuple)
             embedded,
             icmp_type,
             code,
+            from_host_stack,
             ..
         } => Some((
             Subject::Error {
                 family: embedded.family,
                 icmp_type: *icmp_type,
                 code: *code,
-                local: point == HookPoint::LocalOut,
+                local: point == HookPoint::LocalOut && *from_host_stack,
             },
             embedded,
         )),
@@ -119,8 +120,8 @@ impl NetState {
         }
         self.mark(skb, &state);
         if let State::Invalid(reason) = state {
-            if self.sysctl(Knob::LogInvalid) != 0 && crate::abstractions::log::ratelimited() {
-                pr_info!("INVALID packet: {}\n", reason.as_str());
+            if self.sysctl(Knob::LogInvalid) != 0 {
+                self.log.invalid(reason.as_str());
             }
             if self.sysctl(Knob::DropInvalid) != 0 {
                 self.stats.inc(Counter::DroppedInvalid);

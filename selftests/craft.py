@@ -21,7 +21,8 @@ So this only uses the standard library.)
 An IPv6 --dst sends ICMPv6 through a raw ICMPv6 socket instead: the kernel builds the IPv6
 header and always computes the checksum (so --bad-checksum and --src are IPv4 only); --ttl
 sets the hop limit.  --udp sends through a UDP socket bound to --sport, and --embed-udp
-with IPv6 addresses embeds an IPv6 header.
+with IPv6 addresses embeds an IPv6 header (with --type 137: a redirect, the datagram in its
+redirected-header option).
 
   craft.py --link veth0 --lladdr 02:..:01 --src ::ffff:10.7.0.2 --dst ::ffff:10.7.0.1 --udp 5000
                                                           IPv6 built here, sent as a frame
@@ -92,7 +93,14 @@ def default_payload(icmp_type, args):
     if args.data is not None:
         return bytes.fromhex(args.data)
     if args.embed_udp is not None:
-        return embedded_udp(args.embed_udp)
+        packet = embedded_udp(args.embed_udp)
+        if icmp_type != 137 or not is_ipv6(args.dst):
+            return packet
+        # An ICMPv6 redirect (RFC 4861 4.5): target and destination (both the datagram's
+        # destination), then the datagram in a redirected-header option (type 4, length in
+        # units of 8 bytes, 6 reserved bytes).
+        dst = socket.inet_pton(socket.AF_INET6, args.embed_udp.split(",")[2])
+        return dst + dst + struct.pack("!BB6x", 4, (8 + len(packet)) // 8) + packet
     if is_ipv6(args.dst):
         if icmp_type in (139, 140):
             # Node information (RFC 4620): nonce, then the subject (an IPv6 address, code 0).

@@ -3,7 +3,7 @@
 #
 # Port of the kernel's tools/testing/selftests/net/netfilter/conntrack_icmp_related.sh to
 # icmp_ct: the ICMP and ICMPv6 errors about tracked echo requests (fragmentation needed,
-# packet too big, redirect) must be RELATED.
+# packet too big, redirect, nd-redirect) must be RELATED.
 #
 #   client1 --- router1 --- router2 --- client2
 #     192.168.1.0/24  192.168.3.0/24  192.168.2.0/24 (MTU 1280)
@@ -18,10 +18,10 @@
 # is what makes the errors router2 sends come back to router1's outside address and be
 # translated (priority -100) before icmp_ct classifies them.
 #
-# One difference, from the contract: the original's IPv6 redirect (nd-redirect, type 137) is
-# RELATED for nf_conntrack, which looks up the connection of the packet it redirects; for
-# icmp_ct type 137 is neighbour discovery, UNTRACKED (INTERFACE.md).  The port counts it under
-# UNTRACKED and says so in the table.
+# The IPv6 redirect (nd-redirect, type 137) is RELATED as in the original: router1 sends it from
+# its link-local address with hop limit 255 and the redirected packet in the first option,
+# nf_conntrack's conditions, which icmp_ct applies too.  A rule for UNTRACKED redirects (what
+# icmp_ct's first revision made them) must count nothing.
 #
 # Also checked: icmp_ct's per-type counters (/proc/net/stat/icmp_ct_types) where they
 # witness the same packets.  The end of the output is a table of every ported counter with
@@ -45,7 +45,7 @@ require_module
 require_cmd ip nft ping sysctl dmesg
 
 ktap_header
-ktap_plan 30
+ktap_plan 31
 
 module_is_loaded || module_load || ktap_bail_out "insmod $ICMP_CT_KO failed: $MODULE_ERR"
 kmsg_mark
@@ -332,14 +332,14 @@ ktap_msg "redirects sent by router1: $(($(snmp_get "$ROUTER1" OutRedirects) - re
 	"received by client1: $(($(snmp_get "$CLIENT1" InRedirects) - redirects_in_before))"
 
 # IPv6: router1 redirects client1 (nd-redirect, 192 = 40 IPv6 + 40 redirect header and
-# addresses + 112 of the redirected packet in a redirected-header option).  The original
-# expects it RELATED; icmp_ct, per INTERFACE.md, UNTRACKED (neighbour discovery).
+# addresses + 112 of the redirected packet in a redirected-header option), RELATED to
+# client1's echo request.
 ns_exec "$CLIENT1" ip route add dead:1::42 via dead:1::1
 ns_exec "$CLIENT1" ping -W 1 -q -c 1 dead:1::42 >/dev/null
-check_counter "$CLIENT1" redir6 "packets 0 bytes 0" "packets 1 bytes 192" \
-	"nd-redirect is UNTRACKED for icmp_ct"
-check_counter "$CLIENT1" redir6_untracked "packets 1 bytes 192" "-" \
-	"the same redirect, seen UNTRACKED"
+check_counter "$CLIENT1" redir6 "packets 1 bytes 192" "packets 1 bytes 192"
+check_counter "$CLIENT1" redir6_untracked "packets 0 bytes 0" "-" \
+	"no redirect seen UNTRACKED"
+check_types "$CLIENT1" 137 redirect "0 0 1 0" "client1's 'redir6'" ipv6
 
 kmsg_clean "no BUG/WARNING in the kernel log"
 

@@ -14,6 +14,8 @@
 # `invalid` +1, mark 4 in A's filter input (ip_ct_mark_mask=0xf), and no entry.  The
 # checksum is only checked on arrival (PRE_ROUTING), so B's own LOCAL_OUT classifies the
 # bad-checksum request NEW; with ip_ct_checksum=0 in A it is NEW in A as well.
+# ip_ct_log_invalid logs in A only while the host's nf_log_all_netns is 1, in the initial
+# namespace always; each line names the namespace's inode.
 
 # Functions below run through ktap_check, tl_wait_until and the EXIT trap.
 # shellcheck disable=SC2317
@@ -28,10 +30,18 @@ A_IP=10.0.5.1
 B_IP=10.0.5.2
 
 tl_require
-require_cmd dmesg
+require_cmd dmesg readlink
+
+SAVED_LOG_ALL=""
+test_cleanup()
+{
+	[ -n "$SAVED_LOG_ALL" ] && sysctl -q -w net.netfilter.nf_log_all_netns="$SAVED_LOG_ALL"
+	sysctl_set "" ip_ct_log_invalid 0 2>/dev/null
+	tl_cleanup
+}
 
 ktap_header
-ktap_plan 21
+ktap_plan 23
 
 module_is_loaded || module_load || ktap_bail_out "insmod $ICMP_CT_KO failed: $MODULE_ERR"
 tl_pair A $A_IP B $B_IP || ktap_bail_out "cannot set up namespaces A and B"
@@ -108,20 +118,52 @@ tl_expect "ip_ct_drop_invalid=1: unsolicited reply INVALID and dropped before th
 	"$A" invalid=1 dropped_invalid=1 mark_inv=0 hook_local_in=0
 sysctl_set "$A" ip_ct_drop_invalid 0
 
-# ip_ct_log_invalid=1: INVALID packets are logged (rate limited).
+# ip_ct_log_invalid=1: INVALID packets are logged (rate limited); (revision 2) outside the
+# initial namespace only while the host's net.netfilter.nf_log_all_netns is 1, and each line
+# names the namespace by its inode number (as lsns shows it).
+
+# invalid_logged CRAFT-NS ID DST: send an unknown type 99 from CRAFT-NS to DST; the
+# module's INVALID lines logged meanwhile.
+invalid_logged()
+{
+	kmsg_mark
+	if [ -n "$1" ]; then
+		craft "$1" --dst "$3" --type 99 --id "$2"
+	else
+		"$PYTHON" "$CRAFT" --dst "$3" --type 99 --id "$2" >/dev/null
+	fi
+	sleep 0.5
+	kmsg_new | grep "icmp_ct: INVALID packet"
+}
+
+# names NS LINES: LINES has the type-99 line naming NS by its inode number.
+names()
+{
+	local inum
+
+	inum=$(ns_exec "$1" readlink /proc/self/ns/net | tr -dc 0-9)
+	grep -qF "icmp_ct: INVALID packet: unknown ICMP type (netns $inum)" <<<"$2"
+}
+
+SAVED_LOG_ALL=$(sysctl -n net.netfilter.nf_log_all_netns) ||
+	ktap_msg "no net.netfilter.nf_log_all_netns"
 sysctl_set "$A" ip_ct_log_invalid 1 || ktap_msg "ip_ct_log_invalid=1: $SYSCTL_ERR"
-kmsg_mark
-craft "$B" --dst $A_IP --type 99 --id 510
-sleep 0.5
-logged=$(kmsg_new | grep -i "icmp_ct.*invalid")
-if [ -n "$logged" ]; then
-	ktap_msg "$logged"
-	ktap_test_pass "ip_ct_log_invalid=1: an INVALID packet is logged"
-else
-	ktap_msg "new kernel log lines:" "$(kmsg_new)"
-	ktap_test_fail "ip_ct_log_invalid=1: an INVALID packet is logged"
-fi
+sysctl -q -w net.netfilter.nf_log_all_netns=0
+logged=$(invalid_logged "$B" 510 $A_IP)
+ktap_expect_eq "ip_ct_log_invalid=1, host's nf_log_all_netns=0: A logs nothing" "" "$logged"
+sysctl -q -w net.netfilter.nf_log_all_netns=1
+logged=$(invalid_logged "$B" 511 $A_IP)
+ktap_msg "$logged"
+ktap_check "ip_ct_log_invalid=1, nf_log_all_netns=1: A logs the packet, naming its namespace" \
+	names "$A" "$logged"
 sysctl_set "$A" ip_ct_log_invalid 0
+sysctl -q -w net.netfilter.nf_log_all_netns=0
+sysctl_set "" ip_ct_log_invalid 1 || ktap_msg "initial namespace: ip_ct_log_invalid=1: $SYSCTL_ERR"
+logged=$(invalid_logged "" 512 127.0.0.1)
+ktap_msg "$logged"
+ktap_check "the initial namespace logs with nf_log_all_netns=0, naming itself" names "" "$logged"
+sysctl_set "" ip_ct_log_invalid 0
+sysctl -q -w net.netfilter.nf_log_all_netns="${SAVED_LOG_ALL:-0}"
 
 # ip_ct_checksum=0: the bad-checksum request is no longer INVALID: NEW, with an entry.
 sysctl_set "$A" ip_ct_checksum 0 || ktap_msg "ip_ct_checksum=0: $SYSCTL_ERR"

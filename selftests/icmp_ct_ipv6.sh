@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # ICMPv6 (INTERFACE.md: the IPv6 hooks, queries echo 128->129 and node information
-# 139->140, neighbour discovery UNTRACKED, errors 1-4, ip_ct_icmpv6_timeout, the icmpv6
+# 139->140, neighbour discovery UNTRACKED, errors below 128 and redirects, ip_ct_icmpv6_timeout, the icmpv6
 # listing line, "ipv6" lines of /proc/net/stat/icmp_ct_types).
 #
 #   ns A (fd00:9::1/64) veth0 ---- veth0 (fd00:9::2/64) ns B        IPv6 only
@@ -21,6 +21,12 @@
 #  4. errors: B's port unreachable about A's UDP datagram is RELATED (mark 3) and destroys
 #     A's [UNREPLIED] UDP entry; a packet too big about a UDP flow is RELATED and destroys
 #     nothing; a port unreachable about a flow A never started is INVALID.
+#  4b. (revision 2) a type-100 error (below 128: RFC 4443's error range) about A's UDP flow is
+#     RELATED at A, and INVALID at B, where a process wrote it on a raw socket about a flow B
+#     never confirmed; redirects (137) with hop limit 64, a global source or code 1 are
+#     INVALID, one from a link-local source with hop limit 255 and the redirected-header
+#     option is RELATED and destroys A's [UNREPLIED] flow (nf_conntrack's conditions); B's
+#     own reject (icmpv6_send) about a datagram it never confirmed is RELATED at B.
 #  5. an echo request with a wrong ICMPv6 checksum (sent by scapy on B's link, so that B's
 #     own stack does not fix it) is INVALID at A and creates nothing; with ip_ct_checksum=0
 #     it is NEW.
@@ -44,7 +50,7 @@ V6_TIMEOUT=77
 tl_require
 
 ktap_header
-ktap_plan 25
+ktap_plan 33
 
 module_is_loaded || module_load || ktap_bail_out "insmod $ICMP_CT_KO failed: $MODULE_ERR"
 tl_pair6 A $A_IP B $B_IP || ktap_bail_out "cannot set up namespaces A and B"
@@ -162,6 +168,67 @@ tl_expect "port unreachable about a flow A never started: INVALID (mark 4)" "$A"
 	invalid=1 mark_inv=1 related=0
 
 ##############################################################################
+# 4b. (revision 2) Every type below 128 is an error; redirects as nf_conntrack takes them
+
+# Two UDP flows B does not answer: 40002 for a type-100 error, 40003 for the redirects.
+tl_gate "$B" "meta l4proto udp" || ktap_msg "cannot add the gate in B"
+craft "$A" --dst $B_IP --udp 5000 --sport 40002 || ktap_msg "cannot send the UDP datagram"
+craft "$A" --dst $B_IP --udp 5000 --sport 40003 || ktap_msg "cannot send the UDP datagram"
+tl_snap "$A" "$B"
+craft "$B" --dst $A_IP --type 100 --id 0 --seq 0 --embed-udp $A_IP,40002,$B_IP,5000 ||
+	ktap_msg "cannot send the type 100 error"
+tl_wait_delta "$A" related 1
+tl_expect "type 100 (RFC 4443 error range) about A's UDP flow: RELATED at A, destroys it" \
+	"$A" related=1 mark_rel=1 destroyed_on_error=1 invalid=0
+# B dropped the flow before confirming it, and a process wrote the error on a raw socket.
+tl_expect "the same error at B's LOCAL_OUT (raw socket, no entry at B): INVALID" "$B" \
+	invalid=1 related=0
+
+# redirect HOP_LIMIT SRC CODE: a redirect from B's link (a frame: B's stack would fix the hop
+# limit) about A's flow 40003.
+redirect()
+{
+	local mac
+
+	mac=$(ip -n "$A" -br link show veth0 | awk '{ print $3 }')
+	craft "$B" --link veth0 --lladdr "$mac" --src "$2" --dst $A_IP --type 137 --code "$3" \
+		--id 0 --seq 0 --ttl "$1" --embed-udp $A_IP,40003,$B_IP,5000
+}
+for bad in "64 fe80::2 0 hop limit 64" "255 $B_IP 0 a global source" "255 fe80::2 1 code 1"; do
+	read -r hops src code why <<<"$bad"
+	tl_snap "$A"
+	redirect "$hops" "$src" "$code" || ktap_msg "cannot send the redirect"
+	tl_wait_delta "$A" hook_pre_routing 1 10 || ktap_msg "nothing reached A"
+	tl_expect "redirect with $why: INVALID at A (mark 4), destroys nothing" "$A" \
+		invalid=1 mark_inv=1 related=0 destroyed_on_error=0
+done
+tl_snap "$A"
+redirect 255 fe80::2 0 || ktap_msg "cannot send the redirect"
+tl_wait_delta "$A" related 1
+tl_expect "redirect from a link-local router, hop limit 255, about A's flow: RELATED" "$A" \
+	related=1 mark_rel=1 destroyed_on_error=1 invalid=0
+ktap_check "the redirect destroyed A's [UNREPLIED] UDP entry" \
+	listing_lacks "$A" "^udp .* sport=40003 dport=5000 "
+tl_ungate "$B"
+
+# B's own stack (an nft reject: icmpv6_send) about a datagram it dropped before confirming it:
+# no entry at B, RELATED all the same.
+ns_exec "$B" nft -f - <<-EOF || ktap_msg "cannot add the reject table in B"
+	table ip6 icmpct_reject {
+		chain input {
+			type filter hook input priority 5; policy accept;
+			udp dport 5000 reject with icmpv6 type port-unreachable
+		}
+	}
+EOF
+tl_snap "$A" "$B"
+craft "$A" --dst $B_IP --udp 5000 --sport 40004 || ktap_msg "cannot send the UDP datagram"
+tl_wait_delta "$A" related 1
+tl_expect "B's own port unreachable (icmpv6_send) about a datagram it dropped: RELATED at B" \
+	"$B" related=1 invalid=0
+ns_exec "$B" nft delete table ip6 icmpct_reject
+
+##############################################################################
 # 5. Checksums
 
 # bad_checksum_request ID: an echo request B -> A with ICMPv6 checksum 0x1234, straight onto
@@ -197,12 +264,14 @@ tl_sysctl_set "$A" ip_ct_checksum 1
 
 # At A: echo request NEW x2 (901, 902) and x1 (952, arriving), INVALID x1 (951), echo
 # reply ESTABLISHED x2 and INVALID x1, node information query NEW, reply ESTABLISHED,
-# destination unreachable RELATED x1 and INVALID x1, packet too big RELATED.  Neighbour
-# discovery is UNTRACKED: no column.
-mix="ipv6 1 destination-unreachable 0 0 1 1
+# destination unreachable RELATED x2 and INVALID x1, packet too big RELATED, type 100
+# RELATED, redirect RELATED x1 and INVALID x3.  Neighbour discovery is UNTRACKED: no column.
+mix="ipv6 1 destination-unreachable 0 0 2 1
 ipv6 2 packet-too-big 0 0 1 0
+ipv6 100 private-experimentation 0 0 1 0
 ipv6 128 echo-request 3 0 0 1
 ipv6 129 echo-reply 0 2 0 1
+ipv6 137 redirect 0 0 1 3
 ipv6 139 node-information-query 1 0 0 0
 ipv6 140 node-information-response 0 1 0 0"
 got=$(tl_get "$A" "$ICMP_CT_TYPES" | grep "^ipv6 ")

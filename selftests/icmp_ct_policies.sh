@@ -40,8 +40,11 @@ RATELIMIT_SECS=4
 SAVED_BURST=""
 SAVED_COST=""
 
+SAVED_LOG_ALL=""
+
 test_cleanup()
 {
+	[ -n "$SAVED_LOG_ALL" ] && sysctl -q -w net.netfilter.nf_log_all_netns="$SAVED_LOG_ALL"
 	[ -n "$SAVED_BURST" ] && sysctl -q -w net.core.message_burst="$SAVED_BURST" >/dev/null
 	[ -n "$SAVED_COST" ] && sysctl -q -w net.core.message_cost="$SAVED_COST" >/dev/null
 	tl_cleanup
@@ -251,6 +254,9 @@ tl_expect "drop_fragments=0: ping -s 3000 passes (first fragment NEW, 2 UNTRACKE
 # 6. ip_ct_log_invalid=1 in A: one line per rate-limit window.
 
 SAVED_BURST=$(sysctl -n net.core.message_burst)
+# A is not the initial namespace: it logs only while the host allows it.
+SAVED_LOG_ALL=$(sysctl -n net.netfilter.nf_log_all_netns)
+sysctl -q -w net.netfilter.nf_log_all_netns=1 || ktap_msg "cannot set nf_log_all_netns"
 SAVED_COST=$(sysctl -n net.core.message_cost)
 sysctl -q -w net.core.message_burst=1 net.core.message_cost=$RATELIMIT_SECS >/dev/null ||
 	ktap_msg "cannot set net.core.message_burst/message_cost"

@@ -20,7 +20,8 @@
 #  6. Hand-made errors (scapy) to C: wrong outer destination, no such flow, error in an
 #     error: INVALID, nothing destroyed; a port-unreachable about the replied DNS flow:
 #     RELATED, not destroyed; a genuine one about an [UNREPLIED] flow as a control:
-#     RELATED, destroyed.
+#     RELATED, destroyed.  At R, its own reject (section 1) about a packet without entry is
+#     RELATED, the hand-made error about no flow (written on a raw socket) INVALID.
 #
 # IPv6 is off and ICMP rate limiting disabled in every namespace, so C's counters move
 # only by the packets of each step.
@@ -43,7 +44,7 @@ test_cleanup()
 }
 
 ktap_header
-ktap_plan 35
+ktap_plan 37
 
 kmsg_mark
 rl_init || ktap_bail_out "cannot create a temporary directory"
@@ -94,8 +95,9 @@ expect_deltas "1 tcp: at C the SYN is NEW, the net-unreachable RELATED and the e
 	"$C" "$s0" "new=1 insert=1 related=1 invalid=0 destroyed_on_error=1"
 expect_no_line "1 tcp: no entry 10.0.1.1:40080 -> 10.0.3.1:80 left at C" "$C" \
 	"src=10\.0\.1\.1 dst=10\.0\.3\.1 sport=40080 dport=80 "
-# Not asserted (the contract says nothing about it): how R classified its own reject.
-ktap_msg "R's counters that moved: $(nonzero_deltas "$r0" "$(snap "$R")")"
+# R's own stack wrote the reject (icmp_send) about a packet that has no entry at R.
+expect_deltas "1 tcp: at R its own net-unreachable, about a SYN it never confirmed, is RELATED" \
+	"$R" "$r0" "related=1 invalid=0"
 
 ##############################################################################
 # 2. UDP into an administratively prohibited network.
@@ -217,6 +219,7 @@ spoof_tests=(
 	"6 spoof: C lists the victim flow 10.0.1.1:2000 -> 10.0.5.1:7 [UNREPLIED]"
 	"6 spoof: an error to C about the victim's reply direction (sent by 10.0.5.1) is INVALID"
 	"6 spoof: an error to C about a flow that does not exist is INVALID"
+	"6 spoof: at R, the process that wrote it on a raw socket gets no exemption: INVALID"
 	"6 spoof: an error embedding an ICMP error is INVALID"
 	"6 spoof: the victim flow survived the three"
 	"6 replied: a genuine port-unreachable about the replied DNS flow is RELATED, destroys nothing"
@@ -246,17 +249,20 @@ else
 	expect_deltas "${spoof_tests[1]}" "$C" "$s0" "invalid=1 related=0 destroyed_on_error=0"
 
 	s0=$(snap "$C")
+	r0=$(snap "$R")
 	craft_send error --src 10.0.1.254 --dst 10.0.1.1 --type 3 --code 1 --inner-src 10.0.1.1 \
 		--inner-dst 10.0.5.1 --inner-proto udp --sport 2001 --dport 7 || ktap_msg "$CRAFT_OUT"
 	expect_deltas "${spoof_tests[2]}" "$C" "$s0" "invalid=1 related=0 destroyed_on_error=0"
+	# A process wrote it on R's raw socket: no exemption from the lookup at R either.
+	expect_deltas "${spoof_tests[3]}" "$R" "$r0" "invalid=1 related=0"
 
 	s0=$(snap "$C")
 	craft_send error --src 10.0.1.254 --dst 10.0.1.1 --type 3 --code 1 --inner-src 10.0.1.1 \
 		--inner-dst 10.0.5.1 --inner-proto icmp --inner-type 3 --inner-code 3 \
 		--sport 2000 --dport 7 || ktap_msg "$CRAFT_OUT"
-	expect_deltas "${spoof_tests[3]}" "$C" "$s0" "invalid=1 related=0 destroyed_on_error=0"
+	expect_deltas "${spoof_tests[4]}" "$C" "$s0" "invalid=1 related=0 destroyed_on_error=0"
 
-	expect_line "${spoof_tests[4]}" "$C" "$victim" 400 600
+	expect_line "${spoof_tests[5]}" "$C" "$victim" 400 600
 
 	# An entry that has seen a reply is never destroyed by an error.  One more exchange first,
 	# so that the DNS flow of section 3 is surely alive (180 s) in a slow guest.
@@ -264,14 +270,14 @@ else
 	s0=$(snap "$C")
 	craft_send error --src 10.0.2.1 --dst 10.0.1.1 --type 3 --code 3 --inner-src 10.0.1.1 \
 		--inner-dst 10.0.2.1 --inner-proto udp --sport 1025 --dport 53 || ktap_msg "$CRAFT_OUT"
-	expect_deltas "${spoof_tests[5]}" "$C" "$s0" "related=1 invalid=0 destroyed_on_error=0"
-	expect_line "${spoof_tests[6]}" "$C" "$dns_assured" 100 180
+	expect_deltas "${spoof_tests[6]}" "$C" "$s0" "related=1 invalid=0 destroyed_on_error=0"
+	expect_line "${spoof_tests[7]}" "$C" "$dns_assured" 100 180
 
 	s0=$(snap "$C")
 	craft_send error --src 10.0.1.254 --dst 10.0.1.1 --type 3 --code 1 --inner-src 10.0.1.1 \
 		--inner-dst 10.0.5.1 --inner-proto udp --sport 2000 --dport 7 || ktap_msg "$CRAFT_OUT"
-	expect_deltas "${spoof_tests[7]}" "$C" "$s0" "related=1 invalid=0 destroyed_on_error=1"
-	expect_no_line "${spoof_tests[8]}" "$C" "src=10\.0\.1\.1 dst=10\.0\.5\.1 sport=2000 dport=7 "
+	expect_deltas "${spoof_tests[8]}" "$C" "$s0" "related=1 invalid=0 destroyed_on_error=1"
+	expect_no_line "${spoof_tests[9]}" "$C" "src=10\.0\.1\.1 dst=10\.0\.5\.1 sport=2000 dport=7 "
 	sysctl_set "$C" ip_ct_udp_timeout 30
 	craft_stop
 fi

@@ -37,6 +37,12 @@ impl Net {
         unsafe { bindings::icmp_ct_net_is_init(self.as_ptr()) }
     }
 
+    /// The namespace's inode number, as `lsns` and `/proc/PID/ns/net` show it.
+    pub(crate) fn inum(&self) -> u32 {
+        // SAFETY: by the type invariant `self` is a live namespace.
+        unsafe { bindings::icmp_ct_net_inum(self.as_ptr()) }
+    }
+
     /// The namespace's `/proc/net` directory.
     pub(crate) fn proc_net(&self) -> *mut bindings::proc_dir_entry {
         // SAFETY: by the type invariant `self` is live; `proc_net` is set up before any

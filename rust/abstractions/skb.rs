@@ -147,6 +147,14 @@ impl SkBuff {
         unsafe { bindings::icmp_ct_skb_iif(self.as_ptr()) != 0 }
     }
 
+    /// Whether this host's own stack wrote the packet on one of its kernel sockets
+    /// (`icmp_send`, `icmpv6_send`, neighbour discovery), as opposed to a process on a socket
+    /// of its own (a raw socket included).
+    pub(crate) fn sent_on_kernel_socket(&self) -> bool {
+        // SAFETY: the packet is live; its socket, if any, is held by the packet.
+        unsafe { bindings::icmp_ct_skb_from_kernel_socket(self.as_ptr()) }
+    }
+
     /// `skb->mark`.
     pub(crate) fn mark(&self) -> u32 {
         // SAFETY: the packet is live.

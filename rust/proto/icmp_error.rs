@@ -124,6 +124,46 @@ pub fn read_embedded_v6<R: PacketBytes + ?Sized>(payload: &R) -> Result<Embedded
     )
 }
 
+/// ICMPv6 redirect (RFC 4861 4.5).
+pub const ICMPV6_REDIRECT: u8 = 137;
+
+/// A redirect's ICMPv6 header, target and destination address: where its options start.
+const REDIRECT_OPTIONS_OFFSET: usize = 8 + 16 + 16;
+
+/// The option that carries the redirected packet (RFC 4861 4.6.3) after 8 bytes of its own.
+const ND_OPT_REDIRECTED_HEADER: u8 = 4;
+const ND_OPT_REDIRECTED_HEADER_LEN: usize = 8;
+
+/// Whether `addr` is link-local as the kernel's `ipv6_addr_type` says: fe80::/10 unicast or
+/// link-local scope multicast.
+fn is_link_local_v6(addr: Addr) -> bool {
+    let [first, second, ..] = addr.octets();
+    (first == 0xfe && second & 0xc0 == 0x80) || (first == 0xff && second & 0x0f == 0x02)
+}
+
+/// Reads the packet an ICMPv6 redirect (`message`, from its ICMPv6 header on) is about,
+/// under the conditions of nf_conntrack's `nf_conntrack_icmpv6_redirect`: code 0, hop limit
+/// 255 and a link-local source (RFC 4861 8.1: only a neighbouring router sends one), and a
+/// redirected-header option first. Otherwise the redirect is INVALID, as nf_conntrack makes
+/// it.
+pub fn read_redirect<R: PacketBytes + ?Sized>(
+    message: &R,
+    code: u8,
+    hop_limit: u8,
+    src: Addr,
+) -> Result<Embedded, InvalidReason> {
+    if code != 0 || hop_limit != 255 || !is_link_local_v6(src) {
+        return Err(InvalidReason::BadRedirect);
+    }
+    match reader::array::<2, _>(message, REDIRECT_OPTIONS_OFFSET) {
+        Some([ND_OPT_REDIRECTED_HEADER, len]) if len != 0 => {}
+        _ => return Err(InvalidReason::BadRedirect),
+    }
+    let start = REDIRECT_OPTIONS_OFFSET.saturating_add(ND_OPT_REDIRECTED_HEADER_LEN);
+    let packet = reader::Window::new(message, start, message.len());
+    Ok(read_embedded_v6(&packet)?)
+}
+
 /// Anti-spoofing: the error must go to the address that sent the embedded
 /// packet.
 pub fn outer_destination_matches(outer_dst: Addr, embedded: &Embedded) -> bool {
@@ -386,6 +426,59 @@ mod tests {
         let last = pkt.len() - 1;
         pkt[last] ^= 0x40;
         assert_eq!(outer(&pkt), Err(InvalidReason::BadChecksum));
+    }
+
+    /// An ICMPv6 redirect to fd00::1 (from its ICMPv6 header on) whose first option is
+    /// `option` (type, length) followed by an echo request fd00::1 -> fd00::2, id 7.
+    fn redirect(code: u8, option: [u8; 2]) -> Vec<u8> {
+        let a6 = Addr::from_v6([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]).octets();
+        let b6 = Addr::from_v6([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]).octets();
+        let mut m = std::vec![ICMPV6_REDIRECT, code, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(&b6); // target
+        m.extend_from_slice(&b6); // destination
+        m.extend_from_slice(&[option[0], option[1], 0, 0, 0, 0, 0, 0]);
+        m.extend_from_slice(&[0x60, 0, 0, 0, 0, 8, 58, 64]);
+        m.extend_from_slice(&a6);
+        m.extend_from_slice(&b6);
+        m.extend_from_slice(&[128, 0, 0, 0, 0, 7, 0, 1]);
+        m
+    }
+
+    #[test]
+    fn ipv6_redirect_under_nf_conntrack_conditions() {
+        let router = Addr::from_v6([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        let ok = redirect(0, [ND_OPT_REDIRECTED_HEADER, 7]);
+        let e = read_redirect(&ok[..], 0, 255, router).unwrap();
+        assert_eq!(
+            e.tuple.l4,
+            L4::Icmp {
+                icmp_type: 128,
+                code: 0,
+                id: 7
+            }
+        );
+        assert_eq!(e.sender().octets()[15], 1);
+        let bad = Err(InvalidReason::BadRedirect);
+        assert_eq!(read_redirect(&ok[..], 1, 255, router), bad);
+        assert_eq!(read_redirect(&ok[..], 0, 254, router), bad);
+        let global = Addr::from_v6([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
+        assert_eq!(read_redirect(&ok[..], 0, 255, global), bad);
+        // ipv6_addr_type() calls link-local scope multicast link-local too.
+        let mcast = Addr::from_v6([0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert!(read_redirect(&ok[..], 0, 255, mcast).is_ok());
+        // A target link-layer address option first, an option of length 0, none at all.
+        let lladdr = redirect(0, [2, 1]);
+        assert_eq!(read_redirect(&lladdr[..], 0, 255, router), bad);
+        let empty = redirect(0, [ND_OPT_REDIRECTED_HEADER, 0]);
+        assert_eq!(read_redirect(&empty[..], 0, 255, router), bad);
+        assert_eq!(read_redirect(&ok[..41], 0, 255, router), bad);
+        // The redirected packet cut short.
+        assert_eq!(
+            read_redirect(&ok[..ok.len() - 1], 0, 255, router),
+            Err(InvalidReason::Malformed(
+                ParseError::TruncatedEmbeddedHeader
+            ))
+        );
     }
 
     #[test]

@@ -45,8 +45,9 @@ impl IcmpKind {
 ///
 /// IPv4 queries: echo 8->0, timestamp 13->14, information 15->16, address
 /// mask 17->18, extended echo 42->43; errors 3, 4, 5, 11, 12. IPv6 queries:
-/// echo 128->129, node information 139->140; errors 1, 2, 3, 4; neighbour
-/// discovery 133-137 and MLD 130-132, 143 untracked. Everything else is
+/// echo 128->129, node information 139->140; errors every type below 128
+/// (RFC 4443's error range, as nf_conntrack) and the redirect 137; neighbour
+/// discovery 133-136 and MLD 130-132, 143 untracked. Everything else is
 /// `Other`.
 pub fn kind(family: Family, icmp_type: u8) -> IcmpKind {
     match family {
@@ -69,8 +70,8 @@ pub fn kind(family: Family, icmp_type: u8) -> IcmpKind {
             129 => IcmpKind::Reply { request: 128 },
             139 => IcmpKind::Request { reply: 140 },
             140 => IcmpKind::Reply { request: 139 },
-            1..=4 => IcmpKind::Error,
-            130..=137 | 143 => IcmpKind::Untracked,
+            0..=127 | 137 => IcmpKind::Error,
+            130..=136 | 143 => IcmpKind::Untracked,
             _ => IcmpKind::Other,
         },
     }
@@ -198,6 +199,10 @@ fn v6_type_name(t: u8) -> Option<&'static str> {
         2 => "packet-too-big",
         3 => "time-exceeded",
         4 => "parameter-problem",
+        // The rest of the error range as IANA lists it.
+        0 | 127 => "reserved",
+        5..=99 | 102..=126 => "unassigned",
+        100 | 101 => "private-experimentation",
         128 => "echo-request",
         129 => "echo-reply",
         130 => "mld-listener-query",
@@ -259,22 +264,22 @@ mod tests {
         for t in [3, 4, 5, 11, 12] {
             assert!(kind(Ipv4, t).is_error(), "{t}");
         }
-        for t in [1, 2, 3, 4] {
+        for t in (0..128).chain([137]) {
             assert!(kind(Ipv6, t).is_error(), "{t}");
         }
-        for t in [130, 131, 132, 133, 134, 135, 136, 137, 143] {
+        for t in [130, 131, 132, 133, 134, 135, 136, 143] {
             assert_eq!(kind(Ipv6, t), IcmpKind::Untracked, "{t}");
         }
         // Every type not listed in INTERFACE.md is INVALID.
         let v4_listed = [0, 3, 4, 5, 8, 11, 12, 13, 14, 15, 16, 17, 18, 42, 43];
         let v6_listed = [
-            1, 2, 3, 4, 128, 129, 130, 131, 132, 133, 134, 135, 136, 137, 139, 140, 143,
+            128, 129, 130, 131, 132, 133, 134, 135, 136, 137, 139, 140, 143,
         ];
         for t in 0..=255u8 {
             if !v4_listed.contains(&t) {
                 assert_eq!(kind(Ipv4, t), IcmpKind::Other, "v4 {t}");
             }
-            if !v6_listed.contains(&t) {
+            if t >= 128 && !v6_listed.contains(&t) {
                 assert_eq!(kind(Ipv6, t), IcmpKind::Other, "v6 {t}");
             }
         }
@@ -328,8 +333,9 @@ mod tests {
         for (t, n) in v6 {
             assert_eq!(type_name(Ipv6, t), Some(n));
         }
-        assert_eq!(type_name(Ipv6, 0), None);
-        assert_eq!(type_name(Ipv6, 8), None);
+        assert_eq!(type_name(Ipv6, 0), Some("reserved"));
+        assert_eq!(type_name(Ipv6, 8), Some("unassigned"));
+        assert_eq!(type_name(Ipv6, 141), None);
         // Every tracked type has a name.
         for t in 0..=255u8 {
             if kind(Ipv4, t) != IcmpKind::Other {

@@ -30,6 +30,9 @@ pub enum InvalidReason {
     /// An ICMP error whose outer destination did not send the embedded
     /// packet.
     SpoofedError,
+    /// An ICMPv6 redirect that nf_conntrack would not relate: code not 0, hop limit not
+    /// 255, a source that is not link-local, or no redirected-header option first.
+    BadRedirect,
     /// An ICMP error whose embedded packet matches no entry.
     NoRelatedEntry,
     /// A TCP RST with no entry.
@@ -56,6 +59,7 @@ impl InvalidReason {
             Self::NotAQuery => "not an ICMP query",
             Self::ErrorInError => "ICMP error inside ICMP error",
             Self::SpoofedError => "ICMP error not sent to the embedded source",
+            Self::BadRedirect => "bad ICMPv6 redirect",
             Self::NoRelatedEntry => "ICMP error about no tracked connection",
             Self::TcpRstWithoutEntry => "TCP RST without connection",
             Self::TcpNoEntry => "TCP non-SYN without connection",
