@@ -315,6 +315,7 @@ step "source policy (no unsafe in proto, SAFETY comments, modinfo)" check_source
 step "shell scripts are shellcheck clean" check_shell
 step "Documentation is valid reStructuredText" /usr/bin/python3 scripts/rst-lint.py \
 	Documentation/*.rst
+step "check-kdir.sh refuses unfit kernel trees" scripts/check-kdir-test.sh
 step "proto host tests (cargo test)" cargo test --quiet --manifest-path rust/proto/Cargo.toml
 step "proto clippy (host)" cargo clippy --quiet --manifest-path rust/proto/Cargo.toml \
 	--all-targets -- -D warnings
