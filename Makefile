@@ -20,7 +20,10 @@ KERNEL_DEP := kernel
 endif
 endif
 
-MODULE_MAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM)
+# RUSTC and BINDGEN from the environment (e.g. under dkms) must reach kbuild, whose own
+# assignments only a command line overrides.
+MODULE_MAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) $(if $(RUSTC),RUSTC=$(RUSTC)) \
+	$(if $(BINDGEN),BINDGEN=$(BINDGEN))
 
 .PHONY: all module kernel kernel-debug kdir deps check check-debug check-quick demo bench clean help
 
