@@ -20,7 +20,7 @@
 #
 # One difference, from the contract: the original's IPv6 redirect (nd-redirect, type 137) is
 # RELATED for nf_conntrack, which looks up the connection of the packet it redirects; for
-# icmp_ct type 137 is neighbour discovery, UNTRACKED (INTERFACE.md).  The port counts it under
+# icmp_ct type 137 is neighbour discovery, UNTRACKED (icmp_types.rs).  The port counts it under
 # UNTRACKED and says so in the table.
 #
 # Also checked: icmp_ct's per-type counters (/proc/net/stat/icmp_ct_types) where they
@@ -333,7 +333,7 @@ ktap_msg "redirects sent by router1: $(($(snmp_get "$ROUTER1" OutRedirects) - re
 
 # IPv6: router1 redirects client1 (nd-redirect, 192 = 40 IPv6 + 40 redirect header and
 # addresses + 112 of the redirected packet in a redirected-header option).  The original
-# expects it RELATED; icmp_ct, per INTERFACE.md, UNTRACKED (neighbour discovery).
+# expects it RELATED; icmp_ct, per rust/proto/icmp_types.rs, UNTRACKED (neighbour discovery).
 ns_exec "$CLIENT1" ip route add dead:1::42 via dead:1::1
 ns_exec "$CLIENT1" ping -W 1 -q -c 1 dead:1::42 >/dev/null
 check_counter "$CLIENT1" redir6 "packets 0 bytes 0" "packets 1 bytes 192" \

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# INVALID ICMP (INTERFACE.md: "A reply that matches nothing is INVALID", "Malformed input",
+# INVALID ICMP (contract.rst: "A reply that matches nothing is INVALID", "Malformed input",
 # "Any other ICMP type that is not an error ... is INVALID", ip_ct_checksum,
 # ip_ct_drop_invalid, ip_ct_log_invalid).
 #

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# ICMPv6 (INTERFACE.md: the IPv6 hooks, queries echo 128->129 and node information
+# ICMPv6 (Documentation/contract.rst: the IPv6 hooks, queries echo 128->129 and node information
 # 139->140, neighbour discovery UNTRACKED, errors 1-4, ip_ct_icmpv6_timeout, the icmpv6
 # listing line, "ipv6" lines of /proc/net/stat/icmp_ct_types).
 #
