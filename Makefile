@@ -8,19 +8,42 @@
 LLVM ?= 1
 export LLVM
 
+# make install and uninstall are for the running kernel unless KDIR says otherwise; every
+# other target builds against the test kernel by default.
+INSTALL_GOALS := install uninstall
 ifeq ($(origin KDIR),undefined)
+ifneq ($(filter $(INSTALL_GOALS),$(MAKECMDGOALS)),)
+KDIR := /lib/modules/$(shell uname -r)/build
+else
 KDIR := $(shell scripts/kernel.sh path normal)
 KERNEL_DEP := kernel
 endif
+endif
 
-MODULE_MAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM)
+# RUSTC and BINDGEN from the environment (e.g. under dkms) must reach kbuild, whose own
+# assignments only a command line overrides.
+MODULE_MAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) $(if $(RUSTC),RUSTC=$(RUSTC)) \
+	$(if $(BINDGEN),BINDGEN=$(BINDGEN))
 
 .PHONY: all module kernel kernel-debug kdir deps check check-debug check-quick demo bench fuzz clean help
 
 all: module
 
+# A tree that cannot take the module is refused with one line saying why, before kbuild runs.
 module: $(KERNEL_DEP)
+	@RUSTC="$(RUSTC)" BINDGEN="$(BINDGEN)" scripts/check-kdir.sh "$(KDIR)"
 	$(MODULE_MAKE) modules
+
+# kbuild installs into /lib/modules/<release>/extra (or under INSTALL_MOD_PATH) and runs
+# depmod itself, so that `modprobe icmp_ct` finds the module.
+.PHONY: install uninstall
+install: module
+	$(MODULE_MAKE) INSTALL_MOD_DIR=extra modules_install
+
+uninstall:
+	@release=$$(cat "$(KDIR)/include/config/kernel.release") && \
+	rm -fv "$(INSTALL_MOD_PATH)/lib/modules/$$release/extra/icmp_ct.ko"* && \
+	depmod $(if $(INSTALL_MOD_PATH),-b "$(INSTALL_MOD_PATH)") "$$release"
 
 kernel: deps
 	@scripts/kernel.sh build normal >/dev/null
@@ -64,6 +87,9 @@ clean:
 help:
 	@echo "make            build icmp_ct.ko (against KDIR, default: the test kernel, built once)"
 	@echo "make kernel     build the cached test kernel; make kernel-debug: the debug one"
+	@echo "make install    build and install icmp_ct.ko into /lib/modules/<release>/extra"
+	@echo "                of the running kernel (or KDIR's), then depmod: modprobe icmp_ct"
+	@echo "make uninstall  remove it again"
 	@echo "make kdir       print the test kernel's tree"
 	@echo "make demo       boot the test kernel, load the module, ping across two namespaces"
 	@echo "make check      every test: static checks, host tests, the selftests in VMs on"

@@ -25,7 +25,7 @@ const PRIORITY_CLASSIFY: i32 = -99;
 /// Priority of the confirmation hooks: after filter and security, before source NAT (100).
 const PRIORITY_CONFIRM: i32 = 99;
 
-/// The hooks of INTERFACE.md, "Where the hooks sit", for one family.
+/// The hooks of Documentation/contract.rst, "Where the hooks sit", for one family.
 const fn family_hooks(family: Family) -> [HookSpec; 4] {
     [
         HookSpec {

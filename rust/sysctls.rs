@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The sysctls of `/proc/sys/net/ipv4/netfilter/` (INTERFACE.md, "Sysctls").
+//! The sysctls of `/proc/sys/net/ipv4/netfilter/` (Documentation/contract.rst, "Sysctls").
 
 use crate::abstractions::sysctl::{IntKnob, KnobKind};
 use crate::proto::flow_state::TimeoutKind;

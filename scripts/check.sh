@@ -92,7 +92,8 @@ build_debug_module() {
 	mkdir -p "$debug_build"
 	cp -r Kbuild Makefile rust "$debug_build/"
 	rm -rf "$debug_build/rust/proto/target"
-	make -s -C "$debug_build" module KDIR="$kdir_debug" KRUSTFLAGS=-Dwarnings KCFLAGS=-Werror
+	make -s -C "$debug_build" module KDIR="$kdir_debug" KRUSTFLAGS=-Dwarnings KCFLAGS=-Werror &&
+		selftests/icmp_ct_dkms.sh --prebuild "$logdir/dkms-debug" "$kdir_debug"
 }
 
 # The selftests run in TCG guests, each one single-threaded QEMU process, so at most one core
@@ -108,7 +109,7 @@ lanes=$(($(nproc) + 1))
 
 # The queues hand out the longest tests first, in the order of their measured times
 # (Documentation/design.rst), then the rest in the Makefile's order.
-normal_longest_first=(icmp_ct_queries.sh icmp_ct_ipv6.sh icmp_ct_table.sh icmp_ct_related.sh
+normal_longest_first=(icmp_ct_dkms.sh icmp_ct_queries.sh icmp_ct_ipv6.sh icmp_ct_table.sh icmp_ct_related.sh
 	icmp_ct_bench_smoke.sh icmp_ct_policies.sh icmp_ct_rmmod_flood.sh icmp_ct_flows.sh icmp_ct_nat.sh
 	nf_conntrack_icmp_related_baseline.sh icmp_ct_invalid.sh icmp_ct_icmp_related.sh
 	icmp_ct_timeouts.sh icmp_ct_netns.sh icmp_ct_hooks.sh icmp_ct_load.sh icmp_ct_sysctl.sh)
@@ -198,11 +199,11 @@ run_guest() {
 	local tree ko args=() options=() t start=$SECONDS status
 	if [ "$kernel" = normal ]; then
 		tree=$kdir ko=$top/icmp_ct.ko
-		options=(--env ICMP_CT_TIME_SCALE=2)
+		options=(--env ICMP_CT_TIME_SCALE=2 --env ICMP_CT_DKMS_PREBUILT="$logdir/dkms-normal")
 	else
 		tree=$kdir_debug ko=$debug_build/icmp_ct.ko
 		options=(--kmemleak --append no5lvl --env ICMP_CT_TIME_SCALE=5 --env TIMEOUT=1200
-			--timeout 4800)
+			--timeout 4800 --env ICMP_CT_DKMS_PREBUILT="$logdir/dkms-debug")
 	fi
 	for t in ${queue_tests[$kernel]}; do args+=(-t "$t"); done
 	scripts/vm-run.sh --kernel "$tree" --results "$logdir/results-$name" --name "$name" \
@@ -316,6 +317,10 @@ step "source policy (no unsafe in proto, SAFETY comments, modinfo)" check_source
 step "shell scripts are shellcheck clean" check_shell
 step "Documentation is valid reStructuredText" /usr/bin/python3 scripts/rst-lint.py \
 	Documentation/*.rst
+step "check-kdir.sh refuses unfit kernel trees" scripts/check-kdir-test.sh
+# icmp_ct_dkms.sh installs this build in the guest: building there takes 5-7 minutes under TCG.
+step "DKMS package builds (for icmp_ct_dkms.sh)" \
+	selftests/icmp_ct_dkms.sh --prebuild "$logdir/dkms-normal" "$kdir"
 # The host tests include the replay of the fuzzers' corpus (tests/fuzz_corpus.rs).
 step "proto host tests (cargo test)" cargo test --quiet --manifest-path rust/proto/Cargo.toml
 step "proto clippy (host)" cargo clippy --quiet --manifest-path rust/proto/Cargo.toml \

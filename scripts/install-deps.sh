@@ -14,7 +14,7 @@ APT_PACKAGES=(
 	qemu-system-x86 udev iproute2 nftables iputils-ping kmod
 	flex bison bc libelf-dev libssl-dev cpio rsync xz-utils
 	python3-scapy python3-docutils busybox-static shellcheck
-	netsniff-ng python3-matplotlib
+	netsniff-ng python3-matplotlib dkms
 )
 
 log() { echo "install-deps: $*" >&2; }

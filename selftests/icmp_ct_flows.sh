@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# The flows ICMP errors relate to (INTERFACE.md, "UDP, TCP and everything else"), their
+# The flows ICMP errors relate to (contract.rst, "UDP, TCP and everything else"), their
 # /proc/net/ip_conntrack lines and timeouts, and NOTRACK:
 #
 #   A 10.0.1.1 va ---- vb 10.0.1.2 B          10.0.1.99: static neighbour of A with a MAC

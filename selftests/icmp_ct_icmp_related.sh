@@ -20,8 +20,8 @@
 #
 # The IPv6 redirect (nd-redirect, type 137) is RELATED as in the original: router1 sends it from
 # its link-local address with hop limit 255 and the redirected packet in the first option,
-# nf_conntrack's conditions, which icmp_ct applies too.  A rule for UNTRACKED redirects (what
-# icmp_ct's first revision made them) must count nothing.
+# nf_conntrack's conditions, which icmp_ct applies too.  A rule for UNTRACKED redirects
+# must count nothing.
 #
 # Also checked: icmp_ct's per-type counters (/proc/net/stat/icmp_ct_types) where they
 # witness the same packets.  The end of the output is a table of every ported counter with

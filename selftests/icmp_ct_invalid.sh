@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# INVALID ICMP (INTERFACE.md: "A reply that matches nothing is INVALID", "Malformed input",
+# INVALID ICMP (contract.rst: "A reply that matches nothing is INVALID", "Malformed input",
 # "Any other ICMP type that is not an error ... is INVALID", ip_ct_checksum,
 # ip_ct_drop_invalid, ip_ct_log_invalid).
 #
@@ -118,7 +118,7 @@ tl_expect "ip_ct_drop_invalid=1: unsolicited reply INVALID and dropped before th
 	"$A" invalid=1 dropped_invalid=1 mark_inv=0 hook_local_in=0
 sysctl_set "$A" ip_ct_drop_invalid 0
 
-# ip_ct_log_invalid=1: INVALID packets are logged (rate limited); (revision 2) outside the
+# ip_ct_log_invalid=1: INVALID packets are logged (rate limited); outside the
 # initial namespace only while the host's net.netfilter.nf_log_all_netns is 1, and each line
 # names the namespace by its inode number (as lsns shows it).
 

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# ICMPv6 (INTERFACE.md: the IPv6 hooks, queries echo 128->129 and node information
+# ICMPv6 (Documentation/contract.rst: the IPv6 hooks, queries echo 128->129 and node information
 # 139->140, neighbour discovery UNTRACKED, errors below 128 and redirects, ip_ct_icmpv6_timeout, the icmpv6
 # listing line, "ipv6" lines of /proc/net/stat/icmp_ct_types).
 #
@@ -21,7 +21,7 @@
 #  4. errors: B's port unreachable about A's UDP datagram is RELATED (mark 3) and destroys
 #     A's [UNREPLIED] UDP entry; a packet too big about a UDP flow is RELATED and destroys
 #     nothing; a port unreachable about a flow A never started is INVALID.
-#  4b. (revision 2) a type-100 error (below 128: RFC 4443's error range) about A's UDP flow is
+#  4b. a type-100 error (below 128: RFC 4443's error range) about A's UDP flow is
 #     RELATED at A, and INVALID at B, where a process wrote it on a raw socket about a flow B
 #     never confirmed; redirects (137) with hop limit 64, a global source or code 1 are
 #     INVALID, one from a link-local source with hop limit 255 and the redirected-header
@@ -168,7 +168,7 @@ tl_expect "port unreachable about a flow A never started: INVALID (mark 4)" "$A"
 	invalid=1 mark_inv=1 related=0
 
 ##############################################################################
-# 4b. (revision 2) Every type below 128 is an error; redirects as nf_conntrack takes them
+# 4b. Every type below 128 is an error; redirects as nf_conntrack takes them
 
 # Two UDP flows B does not answer: 40002 for a type-100 error, 40003 for the redirects.
 tl_gate "$B" "meta l4proto udp" || ktap_msg "cannot add the gate in B"

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# icmp_ct on a masquerading router (INTERFACE.md, "Where the hooks sit"): classification at
+# icmp_ct on a masquerading router (contract.rst, "Where the hooks sit"): classification at
 # priority -99 runs after destination NAT (-100) and confirmation at 99 before source NAT
 # (100), so the router R tracks the inside addresses in both directions, and an ICMP error
 # from beyond R, whose embedded header nf_nat has translated back, is RELATED.

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# What a firewall acts on (INTERFACE.md "Marks", ip_ct_drop_invalid, ip_ct_drop_fragments,
+# What a firewall acts on (contract.rst "Marks", ip_ct_drop_invalid, ip_ct_drop_fragments,
 # ip_ct_log_invalid, /proc/net/stat/icmp_ct_types).
 #
 #   ns A (10.0.9.1/24) veth0 ---- veth0 (10.0.9.2/24) ns B        MTU 1500, IPv6 off

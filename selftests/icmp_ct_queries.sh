@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# ICMP query tracking, every IPv4 request -> reply pair of INTERFACE.md ("ICMP queries"):
+# ICMP query tracking, every IPv4 request -> reply pair of contract.rst ("ICMP queries"):
 # echo 8->0, timestamp 13->14, information 15->16, address mask 17->18, extended echo 42->43.
 #
 #   ns A (10.0.3.1/24) veth0 ---- veth0 (10.0.3.2/24) ns B          ns C: no traffic

@@ -4,7 +4,7 @@
 # net.ipv4.netfilter.ip_ct_icmp_timeout: default 30, range 1..2147483; a write outside the
 # range (or not a number) fails with EINVAL and leaves the value unchanged.  Checked in the
 # initial namespace and in a namespace of its own (no traffic, no topology needed).
-# Then every other per-namespace knob of INTERFACE.md in the namespace: its default, both
+# Then every other per-namespace knob of contract.rst in the namespace: its default, both
 # ends of its range accepted, one beyond each end refused with EINVAL, value unchanged.
 
 # Functions below run through ktap_check and the EXIT trap.

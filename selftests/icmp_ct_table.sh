@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Table limits and consistency (INTERFACE.md: ip_conntrack_max "writable only in the initial
+# Table limits and consistency (contract.rst: ip_conntrack_max "writable only in the initial
 # namespace", ip_conntrack_count, "Table full", "rmmod at any time ... no leak and no warning").
 #
 #   ns A (10.0.6.1/24) veth0 ---- veth0 (10.0.6.2/24) ns B   (B drops all ICMP in its input)

@@ -1,8 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# What the table's key is made of (INTERFACE.md: a tuple is source, destination, protocol and
-# ports or type, code and id, of one address family; revision 2: "a flow whose reply tuple
+# What the table's key is made of (contract.rst: a tuple is source, destination, protocol and
+# ports or type, code and id, of one address family; "a flow whose reply tuple
 # equals its original tuple ... is tracked like any other").
 #
 #   ns A (10.7.0.1/24, ::ffff:10.7.0.1/128) veth0 ---- veth0 (10.7.0.2/24) ns B

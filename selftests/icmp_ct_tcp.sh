@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# TCP as contract revision 2 tracks it (INTERFACE.md, "UDP, TCP and everything else"), with
+# TCP as the contract tracks it (Documentation/contract.rst, "UDP, TCP and everything else"), with
 # hand-made segments: the client 10.0.5.98 and the server 10.0.5.99 exist only as B's static
 # neighbours, so no stack answers for them. A injects every segment as a frame (AF_PACKET:
 # none of A's hooks sees it) to B, which routes it back out of vb (hairpin, no redirects);

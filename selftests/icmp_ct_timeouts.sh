@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# ICMP entry timeouts (INTERFACE.md: "Each request refreshes the timeout", "A new timeout
+# ICMP entry timeouts (contract.rst: "Each request refreshes the timeout", "A new timeout
 # applies to each entry from its next packet on", "Expired entries never appear",
 # ip_conntrack_count counts live entries only), the defaults of a new namespace, and garbage
 # collection of thousands of entries expiring at once.
@@ -23,7 +23,7 @@ source "$SELFTESTS_DIR/tracker_lib.sh"
 
 A_IP=10.0.4.1
 B_IP=10.0.4.2
-# The IPv4 sysctls of INTERFACE.md with their defaults (ip_conntrack_* are checked apart).
+# The IPv4 sysctls of contract.rst with their defaults (ip_conntrack_* are checked apart).
 DEFAULTS=(ip_ct_icmp_timeout=30 ip_ct_icmp_keep_replied=0 ip_ct_checksum=1
 	ip_ct_drop_invalid=0 ip_ct_drop_fragments=0 ip_ct_mark_mask=0 ip_ct_log_invalid=0
 	ip_ct_udp_timeout=30 ip_ct_udp_timeout_stream=180 ip_ct_tcp_timeout_syn_sent=120

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# The listing belongs to the namespace's root (INTERFACE.md, revision 2): a network namespace
+# The listing belongs to the namespace's root (Documentation/contract.rst): a network namespace
 # made by an unprivileged user (unshare --user --map-root-user --net, as a rootless container
 # does) has /proc/net/ip_conntrack and the stat files owned by the root of its user namespace,
 # as nf_conntrack's /proc/net/nf_conntrack is.  (procfs gives a namespace's files the owner

@@ -126,7 +126,7 @@ pub struct Timeouts {
 }
 
 impl Default for Timeouts {
-    /// The defaults of INTERFACE.md.
+    /// The defaults of Documentation/contract.rst ("Sysctls").
     fn default() -> Self {
         Self {
             icmp: 30,

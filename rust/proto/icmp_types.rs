@@ -41,7 +41,7 @@ impl IcmpKind {
     }
 }
 
-/// How the tracker treats `icmp_type` in `family` (see INTERFACE.md).
+/// How the tracker treats `icmp_type` in `family` (see Documentation/contract.rst).
 ///
 /// IPv4 queries: echo 8->0, timestamp 13->14, information 15->16, address
 /// mask 17->18, extended echo 42->43; errors 3, 4, 5, 11, 12. IPv6 queries:
@@ -270,7 +270,7 @@ mod tests {
         for t in [130, 131, 132, 133, 134, 135, 136, 143] {
             assert_eq!(kind(Ipv6, t), IcmpKind::Untracked, "{t}");
         }
-        // Every type not listed in INTERFACE.md is INVALID.
+        // Every type not listed in Documentation/contract.rst is INVALID.
         let v4_listed = [0, 3, 4, 5, 8, 11, 12, 13, 14, 15, 16, 17, 18, 42, 43];
         let v6_listed = [
             128, 129, 130, 131, 132, 133, 134, 135, 136, 137, 139, 140, 143,

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Every `/proc/net/ip_conntrack` sample line of INTERFACE.md and of the
-//! tutorial, byte for byte.
+//! Every `/proc/net/ip_conntrack` sample line of Documentation/contract.rst
+//! and of the tutorial, byte for byte.
 
 use icmp_ct_proto::addr::{Addr, Family};
 use icmp_ct_proto::conntrack_line::{write_line, LineEntry};
@@ -30,8 +30,8 @@ fn entry(tuple: Tuple, secs_left: u32, unreplied: bool, assured: bool) -> LineEn
     }
 }
 
-/// The entries behind the five samples of INTERFACE.md, with their lines.
-fn interface_samples() -> Vec<(LineEntry, &'static str)> {
+/// The entries behind the five samples of the contract, with their lines.
+fn contract_samples() -> Vec<(LineEntry, &'static str)> {
     let icmp = Tuple::icmp(
         Family::Ipv4,
         v4([192, 168, 1, 6]),
@@ -92,8 +92,8 @@ fn render(e: &LineEntry) -> String {
 }
 
 #[test]
-fn interface_md_samples_byte_for_byte() {
-    for (e, want) in interface_samples() {
+fn contract_samples_byte_for_byte() {
+    for (e, want) in contract_samples() {
         assert_eq!(render(&e), format!("{want}\n"));
     }
 }
@@ -153,34 +153,25 @@ fn tcp_state_names_in_lines() {
     }
 }
 
-/// When the project's INTERFACE.md is reachable (it lives in `shared/`
-/// beside the repository), every sample line in it must be one of ours, so
-/// a change of the contract cannot slip past these tests.
+/// The sample lines of Documentation/contract.rst (literal block lines that
+/// start with a protocol name) are exactly ours, in order: a sample changed in
+/// the contract, or a contract without them, fails here.
 #[test]
-fn samples_match_interface_md_when_present() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [
-        dir.join("../../../shared/INTERFACE.md"),
-        dir.join("../../shared/INTERFACE.md"),
-    ];
-    let Some(text) = candidates
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
-    else {
-        eprintln!("INTERFACE.md not found beside the repository; skipped");
-        return;
-    };
-    let ours: Vec<&str> = interface_samples().iter().map(|(_, l)| *l).collect();
-    let mut seen = 0;
-    for line in text.lines() {
-        let Some(sample) = line.strip_prefix("    ") else {
-            continue;
-        };
-        let proto = sample.split(' ').next().unwrap_or("");
-        if ["icmp", "udp", "tcp", "icmpv6", "unknown"].contains(&proto) {
-            assert!(ours.contains(&sample), "sample not reproduced: {sample}");
-            seen += 1;
-        }
-    }
-    assert_eq!(seen, ours.len(), "INTERFACE.md samples changed");
+fn contract_rst_shows_exactly_these_samples() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Documentation/contract.rst");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let documented: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("    "))
+        .filter(|sample| {
+            let mut fields = sample.split_whitespace();
+            let proto = fields.next().unwrap_or("");
+            ["icmp", "udp", "tcp", "icmpv6", "unknown"].contains(&proto)
+                && fields.next().is_some_and(|n| n.parse::<u8>().is_ok())
+        })
+        .collect();
+    let ours: Vec<&str> = contract_samples().iter().map(|(_, l)| *l).collect();
+    assert_eq!(documented, ours, "samples of {}", path.display());
 }
