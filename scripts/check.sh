@@ -110,7 +110,7 @@ lanes=$(($(nproc) + 1))
 # The queues hand out the longest tests first, in the order of their measured times
 # (Documentation/design.rst), then the rest in the Makefile's order.
 normal_longest_first=(icmp_ct_dkms.sh icmp_ct_queries.sh icmp_ct_ipv6.sh icmp_ct_table.sh icmp_ct_related.sh
-	icmp_ct_bench_smoke.sh icmp_ct_policies.sh icmp_ct_rmmod_flood.sh icmp_ct_flows.sh icmp_ct_nat.sh
+	icmp_ct_bench_smoke.sh icmp_ct_policies.sh icmp_ct_rmmod_flood.sh icmp_ct_flows.sh icmp_ct_tcp.sh icmp_ct_nat.sh
 	nf_conntrack_icmp_related_baseline.sh icmp_ct_invalid.sh icmp_ct_icmp_related.sh
 	icmp_ct_timeouts.sh icmp_ct_netns.sh icmp_ct_hooks.sh icmp_ct_load.sh icmp_ct_sysctl.sh)
 debug_longest_first=(icmp_ct_queries.sh icmp_ct_related.sh icmp_ct_ipv6.sh icmp_ct_table.sh
