@@ -17,7 +17,8 @@ use crate::abstractions::skb::SkBuff;
 use crate::abstractions::table::{EntryRef, Eviction, InsertError, NewEntry, WindowsGuard};
 use crate::bindings;
 use crate::net_state::NetState;
-use crate::packet::Packet;
+use crate::packet;
+use crate::proto::packet::Packet;
 use crate::proto::addr::Family;
 use crate::proto::decide::{self, Action, Decision, Knobs, Subject};
 use crate::proto::entry_word;
@@ -103,7 +104,7 @@ fn subject_of(packet: &Packet, point: HookPoint) -> Option<(Subject<'_>, &Tuple)
 
 impl NetState {
     fn classify_hook(&self, family: Family, point: HookPoint, skb: &SkBuff) -> Verdict {
-        let packet = Packet::read(family, skb);
+        let packet = packet::read(family, skb);
         // The filtering guide: fragmented ICMP is dropped before any other analysis.
         if packet.is_fragmented_icmp() && self.sysctl(Knob::DropFragments) != 0 {
             self.stats.inc(Counter::DroppedFragment);
@@ -230,7 +231,7 @@ impl NetState {
     }
 
     fn confirm_hook(&self, family: Family, point: HookPoint, skb: &SkBuff) -> Verdict {
-        let packet = Packet::read(family, skb);
+        let packet = packet::read(family, skb);
         if self.checksum_failure(family, point, skb, &packet).is_some() {
             return Verdict::Accept;
         }
