@@ -113,6 +113,11 @@ int icmp_ct_skb_iif(const struct sk_buff *skb)
 	return skb->skb_iif;
 }
 
+bool icmp_ct_skb_csum_verified(const struct sk_buff *skb)
+{
+	return skb_csum_unnecessary(skb);
+}
+
 /*
  * icmp_send(), icmpv6_send() and neighbour discovery write on per-CPU or per-netns sockets
  * made by inet_ctl_sock_create(), which are kernel sockets; a process can only write on

@@ -15,14 +15,13 @@ use crate::abstractions::netfilter::{HookPoint, NetHooks, Verdict};
 use crate::abstractions::rcu::RcuGuard;
 use crate::abstractions::skb::SkBuff;
 use crate::abstractions::table::{EntryRef, Eviction, InsertError, NewEntry, WindowsGuard};
-use crate::bindings;
 use crate::net_state::NetState;
 use crate::packet;
-use crate::proto::packet::Packet;
 use crate::proto::addr::Family;
 use crate::proto::decide::{self, Action, Decision, Knobs, Subject};
 use crate::proto::entry_word;
 use crate::proto::flow_state::TimeoutKind;
+use crate::proto::packet::Packet;
 use crate::proto::state::{InvalidReason, State};
 use crate::proto::tcp_window::TcpWindows;
 use crate::proto::tuple::Tuple;
@@ -146,8 +145,11 @@ impl NetState {
     /// `Some` if the packet is an ICMP message whose checksum is wrong and checksums are
     /// checked: like nf_conntrack, only for packets that arrived from outside (locally
     /// generated ones may carry a partial checksum) and not on fragments (the checksum covers
-    /// the whole message). The confirmation hook asks again, so that a packet classified
-    /// INVALID for its checksum is not applied to the table.
+    /// the whole message). It is computed once, at PRE_ROUTING; the confirmation hooks read
+    /// the result that left in the packet, so that a packet classified INVALID for its
+    /// checksum is not applied to the table, and an outgoing packet is never given receive
+    /// checksum state. Only LOCAL_IN computes again, for what PRE_ROUTING could not verify: a
+    /// message reassembled from fragments, or one that failed there.
     fn checksum_failure(
         &self,
         family: Family,
@@ -168,23 +170,22 @@ impl NetState {
         else {
             return None;
         };
-        let arrived = match point {
-            HookPoint::PreRouting | HookPoint::LocalIn => true,
-            HookPoint::PostRouting => skb.arrived_from_outside(),
-            HookPoint::LocalOut => false,
-        };
-        if !arrived || self.sysctl(Knob::Checksum) == 0 {
+        if point == HookPoint::LocalOut || self.sysctl(Knob::Checksum) == 0 {
             return None;
         }
-        let offset = u32::try_from(skb.network_offset())
-            .ok()?
-            .saturating_add(*l4_offset);
-        let hook = bindings::ICMP_CT_NF_INET_PRE_ROUTING;
-        if skb.checksum_ok(family, hook, offset, family.icmp_protocol()) {
-            None
-        } else {
-            Some(InvalidReason::BadChecksum)
-        }
+        let compute = |hook| {
+            u32::try_from(skb.network_offset())
+                .ok()
+                .map(|offset| offset.saturating_add(*l4_offset))
+                .is_some_and(|offset| skb.checksum_ok(family, hook, offset, family.icmp_protocol()))
+        };
+        let correct = match point {
+            HookPoint::PreRouting => compute(HookPoint::PreRouting),
+            HookPoint::LocalIn => skb.checksum_verified() || compute(HookPoint::LocalIn),
+            HookPoint::PostRouting => !skb.arrived_from_outside() || skb.checksum_verified(),
+            HookPoint::LocalOut => true,
+        };
+        (!correct).then_some(InvalidReason::BadChecksum)
     }
 
     /// Looks `tuple` up, ignoring expired entries and entries not (or no longer) live.

@@ -263,8 +263,8 @@ def send_link(args):
         raise ValueError("--link needs IPv6 --src and --dst")
     if args.lladdr is None:
         raise ValueError("--link needs --lladdr")
-    if args.bad_checksum or args.icmp_len is not None:
-        raise ValueError("--bad-checksum, --icmp-len: not with --link")
+    if args.icmp_len is not None:
+        raise ValueError("--icmp-len: not with --link")
     with open("/sys/class/net/%s/address" % args.link) as f:
         own = bytes.fromhex(f.read().strip().replace(":", ""))
     eth = bytes.fromhex(args.lladdr.replace(":", "")) + own + struct.pack("!H", 0x86DD)
@@ -282,6 +282,8 @@ def send_link(args):
                 msg = icmp_message(args.icmp_type, args.code, ident, args.seq + i, args)
                 nh, off = socket.IPPROTO_ICMPV6, 2
             msg = ipv6_checksummed(args.src, args.dst, nh, msg, off)
+            if args.bad_checksum:
+                msg = msg[:off] + bytes([msg[off] ^ 0xFF]) + msg[off + 1:]
             try:
                 sock.send(eth + ipv6_packet(args.src, args.dst, nh, msg, args.ttl))
                 sent += 1
