@@ -48,6 +48,8 @@ void icmp_ct_skb_set_mark(struct sk_buff *skb, __u32 mark);
 bool icmp_ct_skb_is_notrack(const struct sk_buff *skb);
 int icmp_ct_skb_iif(const struct sk_buff *skb);
 bool icmp_ct_skb_csum_verified(const struct sk_buff *skb);
+/* Test builds only (ICMP_CT_RACE_WINDOWS): rust/abstractions/race_window.rs. */
+void icmp_ct_race_window(int window);
 bool icmp_ct_skb_from_kernel_socket(const struct sk_buff *skb);
 /* nf_hook_ops has a bitfield; Rust sees it as an opaque blob and fills it in here. */
 void icmp_ct_hook_ops_init(struct nf_hook_ops *ops, nf_hookfn *hook, u8 pf,

@@ -118,6 +118,31 @@ bool icmp_ct_skb_csum_verified(const struct sk_buff *skb)
 	return skb_csum_unnecessary(skb);
 }
 
+#ifdef ICMP_CT_RACE_WINDOWS
+/*
+ * Test builds only: hold one race window open (rust/abstractions/race_window.rs) until the
+ * test closes it (race_window = 0) or race_window_ms have passed. Here, not in Rust, because
+ * the 6.12 `kernel` crate has no module parameters.
+ */
+static int race_window;
+module_param(race_window, int, 0644);
+MODULE_PARM_DESC(race_window, "test builds: the race window to hold open (0: none)");
+static int race_window_ms = 10000;
+module_param(race_window_ms, int, 0644);
+MODULE_PARM_DESC(race_window_ms, "test builds: how long to hold it at most, in milliseconds");
+
+void icmp_ct_race_window(int window)
+{
+	unsigned long end;
+
+	if (window != READ_ONCE(race_window))
+		return;
+	end = jiffies + msecs_to_jiffies(READ_ONCE(race_window_ms));
+	while (READ_ONCE(race_window) == window && time_before(jiffies, end))
+		cpu_relax();
+}
+#endif
+
 /*
  * icmp_send(), icmpv6_send() and neighbour discovery write on per-CPU or per-netns sockets
  * made by inet_ctl_sock_create(), which are kernel sockets; a process can only write on

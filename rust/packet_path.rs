@@ -12,6 +12,7 @@
 
 use crate::abstractions::jiffies;
 use crate::abstractions::netfilter::{HookPoint, NetHooks, Verdict};
+use crate::abstractions::race_window::RaceWindow;
 use crate::abstractions::rcu::RcuGuard;
 use crate::abstractions::skb::SkBuff;
 use crate::abstractions::table::{EntryRef, Eviction, InsertError, NewEntry, WindowsGuard};
@@ -340,7 +341,10 @@ impl NetState {
             }
         }
         match decision.action {
-            Action::Close => self.stats.inc(Counter::DestroyedOnReply),
+            Action::Close => {
+                RaceWindow::ReplyClosed.hold();
+                self.stats.inc(Counter::DestroyedOnReply);
+            }
             Action::Update {
                 timeout, windows, ..
             } => {

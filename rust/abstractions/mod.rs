@@ -13,6 +13,7 @@ pub(crate) mod netfilter;
 pub(crate) mod percpu;
 pub(crate) mod pernet;
 pub(crate) mod procfs;
+pub(crate) mod race_window;
 pub(crate) mod rcu;
 pub(crate) mod skb;
 pub(crate) mod slab;

@@ -28,6 +28,7 @@ pub(crate) use walks::{Listing, TableListing};
 use entry::raw_key;
 use walks::GcWalker;
 
+use crate::abstractions::race_window::RaceWindow;
 use crate::abstractions::rcu::RcuGuard;
 use crate::abstractions::slab;
 use crate::abstractions::spinlock_bh::SpinLockBh;
@@ -224,6 +225,7 @@ impl Table {
                 bindings::icmp_ct_table_insert(self.raw(), &mut (*raw).node[0], &raw_key(&key0))
             };
             if status == 0 && !single {
+                RaceWindow::InsertHalfway.hold();
                 // SAFETY: as above, for node 1.
                 status = unsafe {
                     bindings::icmp_ct_table_insert(self.raw(), &mut (*raw).node[1], &raw_key(&key1))
