@@ -77,31 +77,6 @@ enum Applied {
     Gone,
 }
 
-/// What the decision needs of a parsed packet, and the tuple to look up for it; `None` for a
-/// packet that is not looked up.
-fn subject_of(packet: &Packet, point: HookPoint) -> Option<(Subject<'_>, &Tuple)> {
-    match packet {
-        Packet::Fragment { .. } | Packet::NotTracked | Packet::Invalid { .. } => None,
-        Packet::Icmp { tuple, kind, .. } => Some((Subject::Query { tuple, kind: *kind }, tuple)),
-        Packet::IcmpError {
-            embedded,
-            icmp_type,
-            code,
-            from_host_stack,
-            ..
-        } => Some((
-            Subject::Error {
-                family: embedded.family,
-                icmp_type: *icmp_type,
-                code: *code,
-                local: point == HookPoint::LocalOut && *from_host_stack,
-            },
-            embedded,
-        )),
-        Packet::Flow { tuple, tcp } => Some((Subject::Flow { tuple, tcp: *tcp }, tuple)),
-    }
-}
-
 impl NetState {
     fn classify_hook(&self, family: Family, point: HookPoint, skb: &SkBuff) -> Verdict {
         let packet = packet::read(family, skb);
@@ -214,7 +189,7 @@ impl NetState {
             Packet::Invalid { reason, .. } => return State::Invalid(*reason),
             _ => {}
         }
-        let Some((subject, tuple)) = subject_of(packet, point) else {
+        let Some((subject, tuple)) = packet.subject(point == HookPoint::LocalOut) else {
             return State::Untracked;
         };
         let found = self.find(tuple, rcu);
@@ -237,7 +212,7 @@ impl NetState {
         if self.checksum_failure(family, point, skb, &packet).is_some() {
             return Verdict::Accept;
         }
-        let Some((subject, tuple)) = subject_of(&packet, point) else {
+        let Some((subject, tuple)) = packet.subject(point == HookPoint::LocalOut) else {
             return Verdict::Accept;
         };
         let rcu = RcuGuard::new();

@@ -5,6 +5,7 @@
 //! [`Packet::parse`]; the host tests and fuzzers call the same function on byte slices.
 
 use super::addr::{Addr, Family};
+use super::decide::Subject;
 use super::flow_state;
 use super::icmp_types::{self, IcmpKind};
 use super::reader::{self, PacketBytes, Window};
@@ -145,6 +146,34 @@ impl Packet {
             reason,
             icmp_type: None,
         })
+    }
+
+    /// What the decision needs of the packet, and the tuple to look up for it; `None` for a
+    /// packet that is not looked up. `local_output`: the packet is at the local output hook,
+    /// where an error this host's own stack sends about a packet it refused needs no entry.
+    pub fn subject(&self, local_output: bool) -> Option<(Subject<'_>, &Tuple)> {
+        match self {
+            Packet::Fragment { .. } | Packet::NotTracked | Packet::Invalid { .. } => None,
+            Packet::Icmp { tuple, kind, .. } => {
+                Some((Subject::Query { tuple, kind: *kind }, tuple))
+            }
+            Packet::IcmpError {
+                embedded,
+                icmp_type,
+                code,
+                from_host_stack,
+                ..
+            } => Some((
+                Subject::Error {
+                    family: embedded.family,
+                    icmp_type: *icmp_type,
+                    code: *code,
+                    local: local_output && *from_host_stack,
+                },
+                embedded,
+            )),
+            Packet::Flow { tuple, tcp } => Some((Subject::Flow { tuple, tcp: *tcp }, tuple)),
+        }
     }
 
     /// The ICMP type of an ICMP message whose header could be read.

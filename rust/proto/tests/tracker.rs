@@ -4,18 +4,17 @@
 //! packets in, the real decision (`decide`) applied to a toy table, states and `/proc` lines
 //! out. Entries are applied at once, as if every packet passed the last hook.
 
-use icmp_ct_proto::addr::{Addr, Family};
+use icmp_ct_proto::addr::Family;
 use icmp_ct_proto::checksum::{checksum_is_valid, internet_checksum};
 use icmp_ct_proto::conntrack_line::{write_line, LineEntry};
-use icmp_ct_proto::decide::{self, Action, Dir, Knobs, Subject};
+use icmp_ct_proto::decide::{self, Action, Dir, Knobs};
 use icmp_ct_proto::entry_word;
-use icmp_ct_proto::flow_state::{self, Timeouts};
-use icmp_ct_proto::icmp_error;
-use icmp_ct_proto::icmp_types::{self, IcmpKind};
+use icmp_ct_proto::flow_state::Timeouts;
+use icmp_ct_proto::packet::Packet;
 use icmp_ct_proto::state::{InvalidReason, State};
-use icmp_ct_proto::tcp_window::{self, TcpWindows};
-use icmp_ct_proto::tuple::{self, Tuple, L4};
-use icmp_ct_proto::{icmp, ipv4, ParseError};
+use icmp_ct_proto::tcp_window::TcpWindows;
+use icmp_ct_proto::tuple::{Tuple, L4};
+use icmp_ct_proto::ParseError;
 
 struct Entry {
     orig: Tuple,
@@ -46,70 +45,24 @@ impl Tracker {
             })
     }
 
+    /// One packet through the module's own parse and decision, its ICMP checksum checked as
+    /// on arrival.
     fn packet(&mut self, pkt: &[u8]) -> State {
-        match self.classify(pkt) {
-            Ok(s) => s,
-            Err(r) => State::Invalid(r),
+        let packet = Packet::parse(Family::Ipv4, pkt);
+        if let Packet::Invalid { reason, .. } = packet {
+            return State::Invalid(reason);
         }
-    }
-
-    fn classify(&mut self, pkt: &[u8]) -> Result<State, InvalidReason> {
-        let ip = ipv4::parse(pkt)?;
-        if !ip.carries_transport_header() {
-            return Ok(State::Untracked);
-        }
-        let body = ip.payload(pkt);
-        let (src, dst) = (Addr::from_v4(ip.src), Addr::from_v4(ip.dst));
-        let l4 = tuple::l4_from_transport(Family::Ipv4, ip.protocol, body)?;
-        let t = Tuple {
-            family: Family::Ipv4,
-            src,
-            dst,
-            protocol: ip.protocol,
-            l4,
-        };
-        let (looked_up, kind) = match ip.protocol {
-            1 => {
-                let h = icmp::parse(body)?;
-                if !checksum_is_valid(body) {
-                    return Err(InvalidReason::BadChecksum);
-                }
-                match icmp_types::kind(Family::Ipv4, h.icmp_type) {
-                    IcmpKind::Error => {
-                        let emb = icmp_error::parse_embedded_v4(icmp::payload(body))?;
-                        icmp_error::check_embedded(dst, &emb)?;
-                        (emb.tuple, Some((h.icmp_type, h.code)))
-                    }
-                    _ => (t, None),
-                }
+        if let Packet::Icmp { l4_offset, .. } | Packet::IcmpError { l4_offset, .. } = packet {
+            let icmp = usize::try_from(l4_offset).ok().and_then(|o| pkt.get(o..));
+            if !icmp.is_some_and(checksum_is_valid) {
+                return State::Invalid(InvalidReason::BadChecksum);
             }
-            _ => (t, None),
+        }
+        let Some((subject, looked_up)) = packet.subject(false) else {
+            return State::Untracked;
         };
-        let subject = match (ip.protocol, kind) {
-            (_, Some((icmp_type, code))) => Subject::Error {
-                family: Family::Ipv4,
-                icmp_type,
-                code,
-                local: false,
-            },
-            (1, None) => Subject::Query {
-                tuple: &t,
-                kind: icmp_types::kind(Family::Ipv4, icmp::parse(body)?.icmp_type),
-            },
-            (6, None) => Subject::Flow {
-                tuple: &t,
-                tcp: Some(tcp_window::segment(
-                    &flow_state::parse_tcp(body)?,
-                    body,
-                    body.len(),
-                )),
-            },
-            _ => Subject::Flow {
-                tuple: &t,
-                tcp: None,
-            },
-        };
-        let found = self.find(&looked_up);
+        let t = *looked_up;
+        let found = self.find(&t);
         let view = found.map(|(i, dir)| decide::Found {
             dir,
             word: self.entries[i].word,
@@ -156,7 +109,7 @@ impl Tracker {
             }
             (action, None) => panic!("{action:?} without an entry"),
         }
-        Ok(d.state)
+        d.state
     }
 
     fn lines(&self) -> String {
