@@ -19,7 +19,7 @@ use crate::abstractions::table::{EntryRef, Eviction, InsertError, NewEntry, Wind
 use crate::net_state::NetState;
 use crate::packet;
 use crate::proto::addr::Family;
-use crate::proto::decide::{self, Action, Decision, Knobs, Subject};
+use crate::proto::decide::{self, Action, Decision, Knobs};
 use crate::proto::entry_word;
 use crate::proto::flow_state::TimeoutKind;
 use crate::proto::packet::Packet;
