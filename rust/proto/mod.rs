@@ -23,6 +23,7 @@ pub mod icmp_types;
 pub mod ipv4;
 pub mod ipv6;
 pub mod key;
+pub mod quota;
 pub mod reader;
 pub mod state;
 pub mod tcp_window;

@@ -1,0 +1,218 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Per-source quota (contract.rst: "Table full and per-source quota", ip_ct_max_per_source,
+# quota_drop).
+#
+#   ns A (10.0.9.1/24) veth0 ---- veth0 (10.0.9.2/24) ns B    (B answers no echo request)
+#   ns C (fd00:9::1/64) veth0 ---- veth0 (fd00:9::2/64) ns D  (IPv6 only, D answers none)
+#
+#  1. ip_ct_max_per_source is 0 by default; -1 and 2^31 fail with EINVAL and leave it; 0 and
+#     2^31-1 are taken.
+#  2. B's table, ip_conntrack_max=31: A's own 10 [UNREPLIED] echo requests, and B's ping of A
+#     answered (kept: ip_ct_icmp_keep_replied=1), then a flood of 300 echo requests from a
+#     spoofed source S. Quota off (the control): the full table early-drops A's entries.
+#  3. The same with ip_ct_max_per_source=20: the table fills (31 entries) and the flood evicts
+#     none of A's entries nor B's answered one; S keeps exactly 20 entries, its newest
+#     (each request over the quota took S's oldest [UNREPLIED] entry): 280 early drops, no
+#     drop, no quota_drop.
+#  4. ip_ct_max_per_source=2, B holding 2 answered echo entries of its own (none
+#     [UNREPLIED]): its next request is INVALID, counted in quota_drop, and creates nothing.
+#  5. IPv6, ip_ct_max_per_source=3 in D: two sources of one /64 share its quota (the newest 3
+#     of their 6 requests stay), a source of another /64 has its own.
+
+# Functions below run through ktap_check, tl_wait_until and the EXIT trap.
+# shellcheck disable=SC2317
+
+SELFTESTS_DIR=$(dirname "$(readlink -e "${BASH_SOURCE[0]}")")
+# shellcheck source=lib.sh
+source "$SELFTESTS_DIR/lib.sh"
+# shellcheck source=tracker_lib.sh
+source "$SELFTESTS_DIR/tracker_lib.sh"
+
+A_IP=10.0.9.1
+B_IP=10.0.9.2
+S_IP=10.0.9.66
+C_IP=fd00:9::1
+D_IP=fd00:9::2
+QUOTA=20
+A_REQUESTS=10
+# A's entries, B's answered one and S's quota: the table is full with S at its quota.
+MAX=$((A_REQUESTS + 1 + QUOTA))
+FLOOD=300
+FIRST_ID=1001
+
+tl_require
+
+ktap_header
+ktap_plan 15
+
+max0=""
+test_cleanup()
+{
+	if module_is_loaded && [ -n "$max0" ]; then
+		sysctl_set - ip_conntrack_max "$max0" || echo "# cleanup: cannot restore ip_conntrack_max=$max0"
+	fi
+	tl_cleanup
+}
+
+module_is_loaded || module_load || ktap_bail_out "insmod $ICMP_CT_KO failed: $MODULE_ERR"
+max0=$(sysctl_get - ip_conntrack_max) || ktap_bail_out "no ip_conntrack_max in the initial namespace"
+tl_pair A $A_IP B $B_IP || ktap_bail_out "cannot set up namespaces A and B"
+tl_pair6 C $C_IP D $D_IP || ktap_bail_out "cannot set up namespaces C and D"
+ns_exec "$B" sysctl -q -w net.ipv4.icmp_echo_ignore_all=1 >/dev/null ||
+	ktap_bail_out "cannot make B ignore echo requests"
+ns_exec "$D" sysctl -q -w net.ipv6.icmp.echo_ignore_all=1 >/dev/null ||
+	ktap_bail_out "cannot make D ignore echo requests"
+for ns in "$A" "$B" "$D"; do
+	{ tl_sysctl_set "$ns" ip_ct_icmp_timeout 600 &&
+		tl_sysctl_set "$ns" ip_ct_icmpv6_timeout 600; } ||
+		ktap_bail_out "timeouts of 600 s: $SYSCTL_ERR"
+done
+tl_sysctl_set "$B" ip_ct_icmp_keep_replied 1 || ktap_bail_out "keep_replied in B: $SYSCTL_ERR"
+
+# quota_set NS VALUE
+quota_set()
+{
+	tl_sysctl_set "$1" ip_ct_max_per_source "$2" || ktap_msg "ip_ct_max_per_source=$2: $SYSCTL_ERR"
+}
+
+# ids_from NS SRC: the ids of NS's listed echo entries from SRC, one line, in id order.
+ids_from()
+{
+	ct_list "$1" | sed -En "s/.* src=$2 dst=[^ ]* type=(8|128) code=0 id=([0-9]+) .*/\2/p" |
+		sort -n | tr '\n' ' ' | sed 's/ $//'
+}
+
+# count_is NS N: ip_conntrack_count of NS is N.
+count_is()
+{
+	[ "$(ct_count "$1")" = "$2" ]
+}
+
+# lines_at_least NS N: NS lists at least N entries.
+lines_at_least()
+{
+	[ "$(ct_lines "$1")" -ge "$2" ]
+}
+
+quota_get()
+{
+	tl_get "$1" "$ICMP_CT_SYSCTL_DIR/ip_ct_max_per_source"
+}
+
+# fill_b: B's table holds A's own A_REQUESTS [UNREPLIED] entries (ids 1..) and B's answered
+# ping of A (id 77); then S floods B with FLOOD requests from FIRST_ID on.
+fill_b()
+{
+	tl_ping "$B" $A_IP 77 || ktap_msg "B's ping of A was not answered"
+	craft "$A" --dst $B_IP --type 8 --id 1 --id-step 1 --count $A_REQUESTS ||
+		ktap_msg "A's requests: send failed"
+	tl_wait_until 5 lines_at_least "$B" $((A_REQUESTS + 1)) ||
+		ktap_msg "B lists $(ct_lines "$B") entries"
+	tl_snap "$B"
+	craft "$A" --src $S_IP --dst $B_IP --type 8 --id $FIRST_ID --id-step 1 --count $FLOOD ||
+		ktap_msg "S's flood: send failed"
+	tl_wait_delta "$B" new $FLOOD 10 || ktap_msg "B saw $(tl_delta "$B" new) of the flood"
+}
+
+# answered_77: B's answered echo entry (no [UNREPLIED]) is listed.
+answered_77()
+{
+	ct_find "$B" "$B_IP" "$A_IP" 8 0 77 | grep -qv UNREPLIED
+}
+
+##############################################################################
+# 1. The sysctl's range.
+
+ktap_expect_eq "ip_ct_max_per_source is 0 by default" 0 "$(quota_get "$B")"
+errors=""
+for bad in -1 2147483648; do
+	if tl_sysctl_set "$B" ip_ct_max_per_source $bad; then
+		errors+="$bad accepted; "
+	else
+		[[ $SYSCTL_ERR == *"nvalid argument"* ]] || errors+="$bad: $SYSCTL_ERR; "
+	fi
+done
+got=$(quota_get "$B")
+[ "$got" = 0 ] || errors+="now $got; "
+ktap_expect_eq "-1 and 2147483648 fail with EINVAL, the value stays 0" "" "$errors"
+quota_set "$B" 2147483647
+highest=$(quota_get "$B")
+quota_set "$B" 0
+ktap_expect_eq "2147483647 and 0 are taken" "2147483647 0" "$highest $(quota_get "$B")"
+
+##############################################################################
+# 2. Quota off: the spoofed flood on a full table early-drops other sources' entries.
+
+sysctl_set - ip_conntrack_max $MAX || ktap_bail_out "ip_conntrack_max=$MAX: $SYSCTL_ERR"
+fill_b
+left=$(ids_from "$B" $A_IP | wc -w)
+ktap_msg "quota off: $left of A's $A_REQUESTS entries left, early_drop +$(tl_delta "$B" early_drop)"
+ktap_check "quota off (control): the flood early-drops some of A's [UNREPLIED] entries" \
+	test "$left" -lt $A_REQUESTS
+# Clear the tables: their entries expire and are collected.
+for ns in "$A" "$B"; do
+	tl_sysctl_set "$ns" ip_ct_icmp_timeout 1 || ktap_msg "timeout 1: $SYSCTL_ERR"
+done
+sleep 2
+tl_wait_until 10 count_is "$B" 0 || ktap_msg "B still counts $(ct_count "$B") entries"
+tl_wait_until 10 count_is "$A" 0 || ktap_msg "A still counts $(ct_count "$A") entries"
+for ns in "$A" "$B"; do
+	tl_sysctl_set "$ns" ip_ct_icmp_timeout 600 || ktap_msg "timeout 600: $SYSCTL_ERR"
+done
+
+##############################################################################
+# 3. Quota on: the flood only replaces its own entries, oldest first.
+
+quota_set "$B" $QUOTA
+fill_b
+ktap_expect_eq "quota $QUOTA: B's table is full ($MAX entries)" "$MAX $MAX" \
+	"$(ct_count "$B") $(ct_lines "$B")"
+ktap_expect_eq "the flood evicted none of A's $A_REQUESTS entries" "$(seq -s ' ' 1 $A_REQUESTS)" \
+	"$(ids_from "$B" $A_IP)"
+ktap_check "the flood evicted not B's answered (ESTABLISHED) echo entry" answered_77
+last=$((FIRST_ID + FLOOD - 1))
+ktap_expect_eq "S holds $QUOTA entries, its newest: each request over the quota took its oldest" \
+	"$(seq -s ' ' $((last - QUOTA + 1)) $last)" "$(ids_from "$B" $S_IP)"
+tl_expect "S's flood: $FLOOD inserted, $((FLOOD - QUOTA)) own entries early-dropped, no drop" "$B" \
+	new=$FLOOD insert=$FLOOD early_drop=$((FLOOD - QUOTA)) drop=0 quota_drop=0 invalid=0
+
+##############################################################################
+# 4. A source at its quota with no [UNREPLIED] entry: INVALID, quota_drop.
+
+quota_set "$B" 2
+tl_ping "$B" $A_IP 78 || ktap_msg "B's second ping of A was not answered"
+ktap_expect_eq "B's own source holds 2 answered echo entries" "77 78" "$(ids_from "$B" $B_IP)"
+tl_snap "$B"
+craft "$B" --dst $A_IP --type 8 --id 79 || ktap_msg "B's request 79: send failed"
+tl_wait_delta "$B" invalid 2 5 || ktap_msg "the reply to 79 did not come back"
+tl_expect "over its quota, nothing to lose: the request is INVALID and counted in quota_drop" \
+	"$B" quota_drop=1 insert=0 new=0 early_drop=0
+ktap_expect_eq "... and creates no entry (79 not listed)" "77 78" "$(ids_from "$B" $B_IP)"
+
+##############################################################################
+# 5. IPv6: one /64 is one source.
+
+c_send()
+{
+	craft "$C" --link veth0 --lladdr "$D_MAC" --src "$1" --dst $D_IP --type 128 --id "$2" \
+		--id-step 1 --count "$3" || ktap_msg "C: sending from $1 failed"
+}
+
+D_MAC=$(ip -n "$D" -br link show veth0 | awk '{ print $3 }')
+quota_set "$D" 3
+tl_snap "$D"
+c_send fd00:9::a 1 3
+c_send fd00:9::b 11 3
+tl_wait_delta "$D" new 6 5 || ktap_msg "D saw $(tl_delta "$D" new) of 6 requests"
+ktap_expect_eq "fd00:9::a and fd00:9::b share the quota of 3 of their /64: the newest 3 stay" \
+	"a: b:11 12 13" "a:$(ids_from "$D" fd00:9::a) b:$(ids_from "$D" fd00:9::b)"
+c_send fd00:a::1 21 3
+tl_wait_delta "$D" new 9 5 || ktap_msg "D saw $(tl_delta "$D" new) of 9 requests"
+ktap_expect_eq "fd00:a::1, another /64, has its own quota of 3" "a1:21 22 23 b:11 12 13" \
+	"a1:$(ids_from "$D" fd00:a::1) b:$(ids_from "$D" fd00:9::b)"
+tl_expect "IPv6: 9 inserted, 3 own entries early-dropped, no quota_drop" "$D" insert=9 \
+	early_drop=3 quota_drop=0
+
+ktap_finished
