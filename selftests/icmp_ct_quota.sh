@@ -9,16 +9,16 @@
 #
 #  1. ip_ct_max_per_source is 0 by default; -1 and 2^31 fail with EINVAL and leave it; 0 and
 #     2^31-1 are taken.
-#  2. B's table, ip_conntrack_max=31: A's own 10 [UNREPLIED] echo requests, and B's ping of A
-#     answered (kept: ip_ct_icmp_keep_replied=1), then a flood of 300 echo requests from a
-#     spoofed source S. Quota off (the control): the full table early-drops A's entries.
-#  3. The same with ip_ct_max_per_source=20: the table fills (31 entries) and the flood evicts
-#     none of A's entries nor B's answered one; S keeps exactly 20 entries, its newest
-#     (each request over the quota took S's oldest [UNREPLIED] entry): 280 early drops, no
-#     drop, no quota_drop.
-#  4. ip_ct_max_per_source=2, B holding 2 answered echo entries of its own (none
+#  2. B's table, ip_conntrack_max=31, ip_ct_max_per_source=20: A's own 10 [UNREPLIED] echo
+#     requests, and B's ping of A answered (kept: ip_ct_icmp_keep_replied=1), then a flood of
+#     300 echo requests from a spoofed source S. The table fills (31 entries) and the flood
+#     evicts none of A's entries nor B's answered one; S keeps exactly 20 entries, its
+#     newest (each request over the quota took S's oldest [UNREPLIED] entry): 280 early
+#     drops, no drop, no quota_drop. The control: the same flood with the quota off
+#     early-drops A's entries.
+#  3. ip_ct_max_per_source=2, B holding 2 answered echo entries of its own (none
 #     [UNREPLIED]): its next request is INVALID, counted in quota_drop, and creates nothing.
-#  5. IPv6, ip_ct_max_per_source=3 in D: two sources of one /64 share its quota (the newest 3
+#  4. IPv6, ip_ct_max_per_source=3 in D: two sources of one /64 share its quota (the newest 3
 #     of their 6 requests stay), a source of another /64 has its own.
 
 # Functions below run through ktap_check, tl_wait_until and the EXIT trap.
@@ -102,7 +102,7 @@ quota_get()
 }
 
 # fill_b: B's table holds A's own A_REQUESTS [UNREPLIED] entries (ids 1..) and B's answered
-# ping of A (id 77); then S floods B with FLOOD requests from FIRST_ID on.
+# ping of A (id 77).
 fill_b()
 {
 	tl_ping "$B" $A_IP 77 || ktap_msg "B's ping of A was not answered"
@@ -110,8 +110,13 @@ fill_b()
 		ktap_msg "A's requests: send failed"
 	tl_wait_until 5 lines_at_least "$B" $((A_REQUESTS + 1)) ||
 		ktap_msg "B lists $(ct_lines "$B") entries"
+}
+
+# flood_b FIRST: S floods B with FLOOD requests, ids FIRST...
+flood_b()
+{
 	tl_snap "$B"
-	craft "$A" --src $S_IP --dst $B_IP --type 8 --id $FIRST_ID --id-step 1 --count $FLOOD ||
+	craft "$A" --src $S_IP --dst $B_IP --type 8 --id "$1" --id-step 1 --count $FLOOD ||
 		ktap_msg "S's flood: send failed"
 	tl_wait_delta "$B" new $FLOOD 10 || ktap_msg "B saw $(tl_delta "$B" new) of the flood"
 }
@@ -143,30 +148,12 @@ quota_set "$B" 0
 ktap_expect_eq "2147483647 and 0 are taken" "2147483647 0" "$highest $(quota_get "$B")"
 
 ##############################################################################
-# 2. Quota off: the spoofed flood on a full table early-drops other sources' entries.
+# 2. Quota on: the flood only replaces its own entries, oldest first.
 
 sysctl_set - ip_conntrack_max $MAX || ktap_bail_out "ip_conntrack_max=$MAX: $SYSCTL_ERR"
-fill_b
-left=$(ids_from "$B" $A_IP | wc -w)
-ktap_msg "quota off: $left of A's $A_REQUESTS entries left, early_drop +$(tl_delta "$B" early_drop)"
-ktap_check "quota off (control): the flood early-drops some of A's [UNREPLIED] entries" \
-	test "$left" -lt $A_REQUESTS
-# Clear the tables: their entries expire and are collected.
-for ns in "$A" "$B"; do
-	tl_sysctl_set "$ns" ip_ct_icmp_timeout 1 || ktap_msg "timeout 1: $SYSCTL_ERR"
-done
-sleep 2
-tl_wait_until 10 count_is "$B" 0 || ktap_msg "B still counts $(ct_count "$B") entries"
-tl_wait_until 10 count_is "$A" 0 || ktap_msg "A still counts $(ct_count "$A") entries"
-for ns in "$A" "$B"; do
-	tl_sysctl_set "$ns" ip_ct_icmp_timeout 600 || ktap_msg "timeout 600: $SYSCTL_ERR"
-done
-
-##############################################################################
-# 3. Quota on: the flood only replaces its own entries, oldest first.
-
 quota_set "$B" $QUOTA
 fill_b
+flood_b $FIRST_ID
 ktap_expect_eq "quota $QUOTA: B's table is full ($MAX entries)" "$MAX $MAX" \
 	"$(ct_count "$B") $(ct_lines "$B")"
 ktap_expect_eq "the flood evicted none of A's $A_REQUESTS entries" "$(seq -s ' ' 1 $A_REQUESTS)" \
@@ -179,7 +166,17 @@ tl_expect "S's flood: $FLOOD inserted, $((FLOOD - QUOTA)) own entries early-drop
 	new=$FLOOD insert=$FLOOD early_drop=$((FLOOD - QUOTA)) drop=0 quota_drop=0 invalid=0
 
 ##############################################################################
-# 4. A source at its quota with no [UNREPLIED] entry: INVALID, quota_drop.
+# 2b. The control: the same flood with the quota off early-drops A's entries.
+
+quota_set "$B" 0
+flood_b $((FIRST_ID + FLOOD))
+left=$(ids_from "$B" $A_IP | wc -w)
+ktap_msg "quota off: $left of A's $A_REQUESTS entries left, early_drop +$(tl_delta "$B" early_drop)"
+ktap_check "quota off (control): the flood early-drops some of A's [UNREPLIED] entries" \
+	test "$left" -lt $A_REQUESTS
+
+##############################################################################
+# 3. A source at its quota with no [UNREPLIED] entry: INVALID, quota_drop.
 
 quota_set "$B" 2
 tl_ping "$B" $A_IP 78 || ktap_msg "B's second ping of A was not answered"
@@ -192,7 +189,7 @@ tl_expect "over its quota, nothing to lose: the request is INVALID and counted i
 ktap_expect_eq "... and creates no entry (79 not listed)" "77 78" "$(ids_from "$B" $B_IP)"
 
 ##############################################################################
-# 5. IPv6: one /64 is one source.
+# 4. IPv6: one /64 is one source.
 
 c_send()
 {
