@@ -162,6 +162,7 @@ ktap_check "the flood evicted not B's answered (ESTABLISHED) echo entry" answere
 last=$((FIRST_ID + FLOOD - 1))
 ktap_expect_eq "S holds $QUOTA entries, its newest: each request over the quota took its oldest" \
 	"$(seq -s ' ' $((last - QUOTA + 1)) $last)" "$(ids_from "$B" $S_IP)"
+ktap_msg "$(tl_get "$B" "$ICMP_CT_STAT" | grep -E '^(insert|drop|early_drop|quota_drop) ' | tr '\n' ' ')"
 tl_expect "S's flood: $FLOOD inserted, $((FLOOD - QUOTA)) own entries early-dropped, no drop" "$B" \
 	new=$FLOOD insert=$FLOOD early_drop=$((FLOOD - QUOTA)) drop=0 quota_drop=0 invalid=0
 
