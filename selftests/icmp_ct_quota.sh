@@ -18,7 +18,12 @@
 #     early-drops A's entries.
 #  3. ip_ct_max_per_source=2, B holding 2 answered echo entries of its own (none
 #     [UNREPLIED]): its next request is INVALID, counted in quota_drop, and creates nothing.
-#  4. IPv6, ip_ct_max_per_source=3 in D: two sources of one /64 share its quota (the newest 3
+#  4. ip_ct_max_per_source=50, B answering A's pings: two flood pings of one id each (their
+#     entry closed by each reply and opened again by the next request, lock-free, on both
+#     CPUs) while A floods unanswered information requests (evicting its own entries under
+#     the lock): afterwards A's source still holds exactly 50 entries, no slot lost or
+#     gained.
+#  5. IPv6, ip_ct_max_per_source=3 in D: two sources of one /64 share its quota (the newest 3
 #     of their 6 requests stay), a source of another /64 has its own.
 
 # Functions below run through ktap_check, tl_wait_until and the EXIT trap.
@@ -41,11 +46,13 @@ A_REQUESTS=10
 MAX=$((A_REQUESTS + 1 + QUOTA))
 FLOOD=300
 FIRST_ID=1001
+CHURN_QUOTA=50
+CHURN_PINGS=500
 
 tl_require
 
 ktap_header
-ktap_plan 15
+ktap_plan 16
 
 max0=""
 test_cleanup()
@@ -77,11 +84,24 @@ quota_set()
 	tl_sysctl_set "$1" ip_ct_max_per_source "$2" || ktap_msg "ip_ct_max_per_source=$2: $SYSCTL_ERR"
 }
 
-# ids_from NS SRC: the ids of NS's listed echo entries from SRC, one line, in id order.
+# ids_from NS SRC [TYPES]: the ids of NS's listed query entries from SRC (of TYPES, an
+# extended regular expression, default echo requests), one line, in id order.
 ids_from()
 {
-	ct_list "$1" | sed -En "s/.* src=$2 dst=[^ ]* type=(8|128) code=0 id=([0-9]+) .*/\2/p" |
+	ct_list "$1" | sed -En "s/.* src=$2 dst=[^ ]* type=(${3:-8|128}) code=0 id=([0-9]+) .*/\2/p" |
 		sort -n | tr '\n' ' ' | sed 's/ $//'
+}
+
+# listed NS SRC DST TYPE ID: NS lists that query entry.
+listed()
+{
+	ct_find "$1" "$2" "$3" "$4" 0 "$5" >/dev/null
+}
+
+# listed_from NS SRC: how many of NS's listed entries have SRC as their original source.
+listed_from()
+{
+	ct_list "$1" | grep -cE "^[a-z0-9]+ +[0-9]+ [0-9]+ ([A-Z_]+ )?src=$2 "
 }
 
 # count_is NS N: ip_conntrack_count of NS is N.
@@ -190,7 +210,34 @@ tl_expect "over its quota, nothing to lose: the request is INVALID and counted i
 ktap_expect_eq "... and creates no entry (79 not listed)" "77 78" "$(ids_from "$B" $B_IP)"
 
 ##############################################################################
-# 4. IPv6: one /64 is one source.
+# 4. Closes and reopenings on both CPUs while the quota evicts: no slot is lost or gained.
+
+sysctl_set - ip_conntrack_max "$max0" || ktap_msg "ip_conntrack_max=$max0: $SYSCTL_ERR"
+ns_exec "$B" sysctl -q -w net.ipv4.icmp_echo_ignore_all=0 >/dev/null ||
+	ktap_msg "cannot make B answer echo requests"
+tl_sysctl_set "$B" ip_ct_icmp_keep_replied 0 || ktap_msg "keep_replied 0 in B: $SYSCTL_ERR"
+quota_set "$B" $CHURN_QUOTA
+tl_snap "$B"
+churn=()
+for id in 501 502; do
+	ns_exec "$A" ping -f -q -n -c $CHURN_PINGS -e $id $B_IP >/dev/null 2>&1 &
+	churn+=($!)
+done
+craft_spawn "$A" --dst $B_IP --type 15 --id 3001 --id-step 1 --count $FLOOD &
+churn+=($!)
+wait "${churn[@]}"
+ktap_msg "churn: $(tl_deltas "$B" stats | awk '$1 ~ /^(insert|early_drop|destroyed_on_reply|invalid|quota_drop)$/ { printf "%s +%s ", $1, $2 }')"
+# Then, alone: A's source must hold exactly its quota, its newest requests.
+craft "$A" --dst $B_IP --type 15 --id 4001 --id-step 1 --count $CHURN_QUOTA ||
+	ktap_msg "A's information requests: send failed"
+tl_wait_until 10 listed "$B" $A_IP $B_IP 15 $((4000 + CHURN_QUOTA)) ||
+	ktap_msg "B does not list A's last information request"
+ktap_expect_eq "after the churn A holds exactly its quota of $CHURN_QUOTA entries, its newest" \
+	"$CHURN_QUOTA $(seq -s ' ' 4001 $((4000 + CHURN_QUOTA)))" \
+	"$(listed_from "$B" $A_IP) $(ids_from "$B" $A_IP 15)"
+
+##############################################################################
+# 5. IPv6: one /64 is one source.
 
 c_send()
 {
