@@ -170,6 +170,9 @@ static const struct rhashtable_params icmp_ct_table_params = {
 	.automatic_shrinking = true,
 };
 
+/* The quota's flag lives in node padding: an ICMP entry stays one 128-byte slab object. */
+static_assert(sizeof(struct icmp_ct_entry) <= 128);
+
 static const struct rhashtable_params icmp_ct_source_params = {
 	.head_offset = offsetof(struct icmp_ct_source, head),
 	.key_offset = offsetof(struct icmp_ct_source, key),

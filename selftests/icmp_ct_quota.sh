@@ -17,7 +17,8 @@
 #     drops, no drop, no quota_drop. The control: the same flood with the quota off
 #     early-drops A's entries.
 #  3. ip_ct_max_per_source=2, B holding 2 answered echo entries of its own (none
-#     [UNREPLIED]): its next request is INVALID, counted in quota_drop, and creates nothing.
+#     [UNREPLIED]): its next request is INVALID, counted in quota_drop, logged (with
+#     ip_ct_log_invalid=1) as "source over its quota", and creates nothing.
 #  4. ip_ct_max_per_source=50, B answering A's pings: two flood pings of one id each (their
 #     entry closed by each reply and opened again by the next request, lock-free, on both
 #     CPUs) while A floods unanswered information requests (evicting its own entries under
@@ -50,16 +51,19 @@ CHURN_QUOTA=50
 CHURN_PINGS=500
 
 tl_require
+require_cmd dmesg
 
 ktap_header
-ktap_plan 16
+ktap_plan 17
 
 max0=""
+saved_log_all=""
 test_cleanup()
 {
 	if module_is_loaded && [ -n "$max0" ]; then
 		sysctl_set - ip_conntrack_max "$max0" || echo "# cleanup: cannot restore ip_conntrack_max=$max0"
 	fi
+	[ -n "$saved_log_all" ] && sysctl -q -w net.netfilter.nf_log_all_netns="$saved_log_all"
 	tl_cleanup
 }
 
@@ -203,11 +207,19 @@ quota_set "$B" 2
 tl_ping "$B" $A_IP 78 || ktap_msg "B's second ping of A was not answered"
 ktap_expect_eq "B's own source holds 2 answered echo entries" "77 78" "$(ids_from "$B" $B_IP)"
 tl_snap "$B"
+# B logs its INVALID packets (outside the initial namespace only with nf_log_all_netns).
+saved_log_all=$(sysctl -n net.netfilter.nf_log_all_netns) || ktap_msg "no nf_log_all_netns"
+sysctl -q -w net.netfilter.nf_log_all_netns=1
+tl_sysctl_set "$B" ip_ct_log_invalid 1 || ktap_msg "ip_ct_log_invalid=1: $SYSCTL_ERR"
+kmsg_mark
 craft "$B" --dst $A_IP --type 8 --id 79 || ktap_msg "B's request 79: send failed"
 tl_wait_delta "$B" invalid 2 5 || ktap_msg "the reply to 79 did not come back"
 tl_expect "over its quota, nothing to lose: the request is INVALID and counted in quota_drop" \
 	"$B" quota_drop=1 insert=0 new=0 early_drop=0
 ktap_expect_eq "... and creates no entry (79 not listed)" "77 78" "$(ids_from "$B" $B_IP)"
+ktap_expect_eq "... and is logged as 'source over its quota'" 1 \
+	"$(kmsg_new | grep -c 'icmp_ct: INVALID packet: source over its quota')"
+tl_sysctl_set "$B" ip_ct_log_invalid 0 || ktap_msg "ip_ct_log_invalid=0: $SYSCTL_ERR"
 
 ##############################################################################
 # 4. Closes and reopenings on both CPUs while the quota evicts: no slot is lost or gained.
