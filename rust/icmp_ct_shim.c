@@ -200,21 +200,80 @@ static const struct rhashtable_params icmp_ct_table_params = {
 	.automatic_shrinking = true,
 };
 
+/* The quota's flag lives in node padding: an ICMP entry stays one 128-byte slab object. */
+static_assert(sizeof(struct icmp_ct_entry) <= 128);
+
+static const struct rhashtable_params icmp_ct_source_params = {
+	.head_offset = offsetof(struct icmp_ct_source, head),
+	.key_offset = offsetof(struct icmp_ct_source, key),
+	.key_len = sizeof(struct icmp_ct_source_key),
+	.automatic_shrinking = true,
+};
+
 int icmp_ct_table_init(struct icmp_ct_table *table)
 {
+	int err;
+
 	INIT_LIST_HEAD(&table->entries);
-	return rhashtable_init(&table->ht, &icmp_ct_table_params);
+	err = rhashtable_init(&table->ht, &icmp_ct_table_params);
+	if (err)
+		return err;
+	err = rhashtable_init(&table->sources, &icmp_ct_source_params);
+	if (err)
+		rhashtable_destroy(&table->ht);
+	return err;
 }
 
 /* The deferred resize may still be rehashing entries: stop it before they are freed. */
 void icmp_ct_table_stop_resizing(struct icmp_ct_table *table)
 {
 	cancel_work_sync(&table->ht.run_work);
+	cancel_work_sync(&table->sources.run_work);
+}
+
+static void icmp_ct_source_free(void *source, void *arg)
+{
+	kfree(source);
 }
 
 void icmp_ct_table_destroy(struct icmp_ct_table *table)
 {
 	rhashtable_destroy(&table->ht);
+	/* Nobody looks sources up any more: free the ones left at once. */
+	rhashtable_free_and_destroy(&table->sources, icmp_ct_source_free, NULL);
+}
+
+struct icmp_ct_source *icmp_ct_source_lookup(struct icmp_ct_table *table,
+					     const struct icmp_ct_source_key *key)
+{
+	return rhashtable_lookup(&table->sources, key, icmp_ct_source_params);
+}
+
+/* Under the table's writer lock, which serialises every addition and removal. */
+struct icmp_ct_source *icmp_ct_source_get_or_add(struct icmp_ct_table *table,
+						 const struct icmp_ct_source_key *key)
+{
+	struct icmp_ct_source *source = icmp_ct_source_lookup(table, key);
+
+	if (source)
+		return source;
+	/* From the packet path: never sleep, never warn. */
+	source = kzalloc(sizeof(*source), GFP_ATOMIC | __GFP_NOWARN);
+	if (!source)
+		return NULL;
+	source->key = *key;
+	if (rhashtable_insert_fast(&table->sources, &source->head, icmp_ct_source_params)) {
+		kfree(source);
+		return NULL;
+	}
+	return source;
+}
+
+/* Under the writer lock; lockless readers may still hold it until a grace period ends. */
+void icmp_ct_source_remove(struct icmp_ct_table *table, struct icmp_ct_source *source)
+{
+	rhashtable_remove_fast(&table->sources, &source->head, icmp_ct_source_params);
+	kfree_rcu(source, rcu);
 }
 
 struct icmp_ct_node *icmp_ct_table_lookup(struct icmp_ct_table *table,

@@ -23,6 +23,7 @@ use crate::proto::decide::{self, Action, Decision, Knobs};
 use crate::proto::entry_word;
 use crate::proto::flow_state::TimeoutKind;
 use crate::proto::packet::Packet;
+use crate::proto::quota;
 use crate::proto::state::{InvalidReason, State};
 use crate::proto::tcp_window::TcpWindows;
 use crate::proto::tuple::Tuple;
@@ -197,7 +198,27 @@ impl NetState {
             self.stats.inc(Counter::Found);
         }
         let view = found.as_ref().map(|f| &f.view);
-        decide::decide(&subject, view, &self.knobs()).state
+        let decision = self.within_quota(decide::decide(&subject, view, &self.knobs()), tuple, rcu);
+        if decision.state == State::Invalid(InvalidReason::Quota) {
+            self.stats.inc(Counter::QuotaDrop);
+        }
+        decision.state
+    }
+
+    /// `ip_ct_max_per_source`, 0 when off.
+    fn quota(&self) -> u32 {
+        u32::try_from(self.sysctl(Knob::MaxPerSource)).unwrap_or(0)
+    }
+
+    /// `decision` as the source's quota leaves it: a creation the quota refuses is INVALID.
+    fn within_quota(&self, decision: Decision, tuple: &Tuple, rcu: &RcuGuard) -> Decision {
+        if !matches!(decision.action, Action::Create { .. }) {
+            return decision;
+        }
+        quota::limit(
+            decision,
+            self.table.quota_admission(tuple, self.quota(), rcu),
+        )
     }
 
     fn knobs(&self) -> Knobs {
@@ -222,6 +243,8 @@ impl NetState {
         for _ in 0..2 {
             let found = self.find(tuple, &rcu);
             let decision = decide::decide(&subject, found.as_ref().map(|f| &f.view), &knobs);
+            // Refused: classified INVALID and counted (`classify`); creates nothing.
+            let decision = self.within_quota(decision, tuple, &rcu);
             let applied = match (found, decision.action) {
                 (_, Action::Nothing) => Applied::Done,
                 (
@@ -271,13 +294,18 @@ impl NetState {
         let deadline = self.timeout_deadline(timeout);
         let limit = u32::try_from(self.sysctl(Knob::ConntrackMax)).unwrap_or(0);
         // The entry a reply closed, if it is still there: cheaper than a new one.
-        if self.table.reopen(tuple, word, deadline, limit, rcu) {
+        if self
+            .table
+            .reopen(tuple, word, deadline, limit, self.quota(), rcu)
+        {
             self.stats.inc(Counter::Insert);
             return Some(Verdict::Accept);
         }
         match self.insert(tuple, word, deadline, windows) {
             Err(InsertError::Clash) => None,
             Err(InsertError::Full) => Some(Verdict::Drop),
+            // Lost a race for the source's last slot after classification found one.
+            Err(InsertError::Quota) => Some(Verdict::Accept),
             Ok(()) => Some(Verdict::Accept),
         }
     }
@@ -356,7 +384,7 @@ impl NetState {
         }
         let limit = u32::try_from(self.sysctl(Knob::ConntrackMax)).unwrap_or(0);
         let now = jiffies::now();
-        let result = self.table.insert(new, limit, |entry| {
+        let result = self.table.insert(new, limit, self.quota(), |entry| {
             if entry.expired(now) {
                 Eviction::Expired
             } else if entry_word::is_unreplied(entry.state().load(Ordering::Relaxed)) {
@@ -383,6 +411,10 @@ impl NetState {
             Err(InsertError::Clash) => {
                 self.stats.inc(Counter::InsertFailed);
                 Err(InsertError::Clash)
+            }
+            Err(InsertError::Quota) => {
+                self.stats.inc(Counter::QuotaDrop);
+                Err(InsertError::Quota)
             }
         }
     }

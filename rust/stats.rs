@@ -3,7 +3,7 @@
 //! The per-namespace counters of `/proc/net/stat/icmp_ct` and `/proc/net/stat/icmp_ct_types`.
 //!
 //! Every packet counts, so the counters are per CPU ([`PerCpuCounters`]) wherever packets of
-//! legitimate traffic count: all of `Stats` (19 words per CPU) and the types the tracker
+//! legitimate traffic count: all of `Stats` (20 words per CPU) and the types the tracker
 //! handles in `TypeStats` (23 types x 4 states, 92 words per CPU), 888 bytes per possible CPU
 //! per namespace on 64-bit kernels. The other 489 types of `TypeStats` are only ever INVALID;
 //! per CPU they would cost 16 KiB per CPU per namespace, so they stay shared atomics (16 KiB
@@ -60,6 +60,7 @@ counters! {
     HookLocalIn => "hook_local_in",
     HookLocalOut => "hook_local_out",
     HookPostRouting => "hook_post_routing",
+    QuotaDrop => "quota_drop",
 }
 
 const COUNT: usize = Counter::ALL.len();

@@ -59,6 +59,8 @@ pub(crate) enum Knob {
     MarkMask,
     /// `ip_ct_log_invalid`
     LogInvalid,
+    /// `ip_ct_max_per_source`
+    MaxPerSource,
     /// `ip_conntrack_max`
     ConntrackMax,
     /// `ip_conntrack_count`
@@ -144,6 +146,12 @@ pub(crate) static KNOBS: [IntKnob; Knob::COUNT] = [
         kind: KnobKind::PerNet { default: 0 },
     },
     switch(c_str!("ip_ct_log_invalid"), 0),
+    IntKnob {
+        name: c_str!("ip_ct_max_per_source"),
+        min: 0,
+        max: i32::MAX,
+        kind: KnobKind::PerNet { default: 0 },
+    },
     IntKnob {
         name: c_str!("ip_conntrack_max"),
         min: 1,

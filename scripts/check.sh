@@ -113,10 +113,10 @@ lanes=$(($(nproc) + 1))
 # (Documentation/design.rst), then the rest in the Makefile's order.
 normal_longest_first=(icmp_ct_dkms.sh icmp_ct_queries.sh icmp_ct_ipv6.sh icmp_ct_table.sh icmp_ct_related.sh
 	icmp_ct_bench_smoke.sh icmp_ct_policies.sh icmp_ct_rmmod_flood.sh icmp_ct_flows.sh icmp_ct_tcp.sh icmp_ct_nat.sh
-	nf_conntrack_icmp_related_baseline.sh icmp_ct_invalid.sh icmp_ct_icmp_related.sh
+	nf_conntrack_icmp_related_baseline.sh icmp_ct_invalid.sh icmp_ct_quota.sh icmp_ct_icmp_related.sh
 	icmp_ct_timeouts.sh icmp_ct_netns.sh icmp_ct_hooks.sh icmp_ct_load.sh icmp_ct_sysctl.sh)
 debug_longest_first=(icmp_ct_queries.sh icmp_ct_related.sh icmp_ct_ipv6.sh icmp_ct_table.sh
-	icmp_ct_rmmod_flood.sh icmp_ct_policies.sh icmp_ct_flows.sh icmp_ct_icmp_related.sh)
+	icmp_ct_rmmod_flood.sh icmp_ct_quota.sh icmp_ct_policies.sh icmp_ct_flows.sh icmp_ct_icmp_related.sh)
 
 # What make check runs on the debug kernel (KASAN, lockdep, PROVE_RCU, kmemleak): the tests
 # that hunt concurrency and teardown bugs, not functional ones. Add a test here when it
@@ -128,6 +128,7 @@ DEBUG_KERNEL_TESTS=(
 	icmp_ct_netns.sh       # namespaces deleted and the module removed with live entries
 	icmp_ct_table.sh       # table growth, eviction and the full table
 	icmp_ct_timeouts.sh    # thousands of entries expiring at once under garbage collection
+	icmp_ct_quota.sh       # per-source counts under concurrent closes, reopenings, evictions
 )
 
 mapfile -t normal_tests < <(selftests/run_kselftest.sh -l)

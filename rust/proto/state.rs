@@ -44,6 +44,9 @@ pub enum InvalidReason {
     BadTcpFlags,
     /// A TCP RST or FIN outside the window its receiver advertised.
     TcpOutOfWindow,
+    /// A packet that would create an entry from a source at `ip_ct_max_per_source` that
+    /// has no `[UNREPLIED]` entry to lose.
+    Quota,
 }
 
 impl InvalidReason {
@@ -65,6 +68,7 @@ impl InvalidReason {
             Self::TcpNoEntry => "TCP non-SYN without connection",
             Self::BadTcpFlags => "bad TCP flags",
             Self::TcpOutOfWindow => "TCP RST or FIN outside the window",
+            Self::Quota => "source over its quota",
         }
     }
 }
