@@ -234,7 +234,8 @@ mod tests {
             assert!(
                 !words.is_empty()
                     && words.split('_').all(|w| !w.is_empty()
-                        && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())),
+                        && w.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())),
                 "{reason:?}: counter name {name:?}"
             );
             for (other, other_name) in all[i + 1..].iter().zip(&names[i + 1..]) {
@@ -249,7 +250,10 @@ mod tests {
     #[test]
     fn counter_names_follow_the_log_text() {
         let name = |r: InvalidReason| std::format!("{}", r.counter_name());
-        assert_eq!(name(InvalidReason::UnknownType), "invalid_unknown_icmp_type");
+        assert_eq!(
+            name(InvalidReason::UnknownType),
+            "invalid_unknown_icmp_type"
+        );
         assert_eq!(
             name(InvalidReason::TcpNoEntry),
             "invalid_tcp_non_syn_without_connection"
