@@ -3,11 +3,11 @@
 //! The per-namespace counters of `/proc/net/stat/icmp_ct` and `/proc/net/stat/icmp_ct_types`.
 //!
 //! Every packet counts, so the counters are per CPU ([`PerCpuCounters`]) wherever packets of
-//! legitimate traffic count: all of `Stats` (19 words and one per INVALID reason per CPU) and the types the tracker
-//! handles in `TypeStats` (23 types x 4 states, 92 words per CPU), 888 bytes per possible CPU
-//! per namespace on 64-bit kernels. The other 489 types of `TypeStats` are only ever INVALID;
-//! per CPU they would cost 16 KiB per CPU per namespace, so they stay shared atomics (16 KiB
-//! per namespace, rows of the per-CPU types unused).
+//! legitimate traffic count: all of `Stats` (19 words and one per INVALID reason, 26: 45 words
+//! per CPU) and the types the tracker handles in `TypeStats` (23 types x 4 states, 92 words per
+//! CPU), 1096 bytes per possible CPU per namespace on 64-bit kernels. The other 489 types of
+//! `TypeStats` are only ever INVALID; per CPU they would cost 16 KiB per CPU per namespace, so
+//! they stay shared atomics (16 KiB per namespace, rows of the per-CPU types unused).
 
 use crate::abstractions::percpu::PerCpuCounters;
 use crate::proto::addr::Family;

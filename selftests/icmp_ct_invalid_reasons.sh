@@ -211,5 +211,6 @@ every_reason_seen()
 	[ -z "$bad" ] || { ktap_msg "$bad"; return 1; }
 }
 ktap_check "every reason a packet can produce was provoked, the others stayed 0" every_reason_seen
+ktap_msg "A's INVALID counters:" "$(tl_get "$A" "$ICMP_CT_STAT" | grep '^invalid' | grep -v ' 0$')"
 
 ktap_finished
