@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Out-of-line copies of static inline kernel helpers for icmp_ct's Rust code.
- * Nothing here holds logic of its own.
+ * Out-of-line copies of static inline kernel helpers for icmp_ct's Rust code, and the
+ * module parameters' declarations. Nothing here holds logic of its own.
  */
 #include <linux/jhash.h>
 #include <linux/mm.h>
