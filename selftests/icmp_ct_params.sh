@@ -54,7 +54,7 @@ test_cleanup()
 
 # modinfo -p: "name:description (type)"; the description ends in "(default)".
 MODINFO=$(modinfo -p "$ICMP_CT_KO") || ktap_bail_out "modinfo -p $ICMP_CT_KO failed"
-ktap_msg "$(wc -l <<<"$MODINFO") parameters"
+ktap_msg "$(grep -c . <<<"$MODINFO") parameters"
 
 # default_of PARAM: the default that PARAM's description names.
 default_of()
@@ -69,7 +69,7 @@ modinfo_complete()
 	for pair in $PARAMS; do
 		[ -n "$(default_of "${pair%%:*}")" ] || bad+="${pair%%:*} "
 	done
-	[ "$(wc -l <<<"$MODINFO")" = "$(wc -w <<<"$PARAMS")" ] || bad+="(count) "
+	[ "$(grep -c . <<<"$MODINFO")" = "$(wc -w <<<"$PARAMS")" ] || bad+="(count) "
 	[ -z "$bad" ] || { ktap_msg "not listed as 'name:... (default) (int)': $bad"; return 1; }
 }
 ktap_check "modinfo lists every parameter with its type and default" modinfo_complete
