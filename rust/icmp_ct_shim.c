@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Out-of-line copies of static inline kernel helpers for icmp_ct's Rust code.
- * Nothing here holds logic of its own.
+ * Out-of-line copies of static inline kernel helpers for icmp_ct's Rust code, and the
+ * module parameters' declarations. Nothing here holds logic of its own.
  */
 #include <linux/jhash.h>
 #include <linux/mm.h>
@@ -451,3 +451,46 @@ unsigned long icmp_ct_percpu_counter_sum(const unsigned long __percpu *counters,
 		sum += READ_ONCE(*per_cpu_ptr(&counters[index], cpu));
 	return sum;
 }
+
+/*
+ * Module parameters: the value each sysctl starts at in a new namespace
+ * (Documentation/contract.rst, "Loading"). Linux 6.12's Rust module! macro cannot declare
+ * parameters, and module_param_named() is the kernel's own way to build their
+ * struct kernel_param and modinfo strings, so they are declared here. Their values and
+ * defaults are Rust statics, param!() in rust/sysctls.rs (a missing one fails at link time);
+ * ranges are checked in Rust before anything is registered. 0444: read at load time only.
+ */
+#define ICMP_CT_PARAM(name, type, desc)                          \
+	extern int icmp_ct_param_##name;                         \
+	module_param_named(name, icmp_ct_param_##name, type, 0444); \
+	MODULE_PARM_DESC(name, desc)
+
+ICMP_CT_PARAM(icmp_timeout, int, "ip_ct_icmp_timeout of new namespaces, seconds (30)");
+ICMP_CT_PARAM(icmpv6_timeout, int, "ip_ct_icmpv6_timeout of new namespaces, seconds (30)");
+ICMP_CT_PARAM(udp_timeout, int, "ip_ct_udp_timeout of new namespaces, seconds (30)");
+ICMP_CT_PARAM(udp_timeout_stream, int,
+	      "ip_ct_udp_timeout_stream of new namespaces, seconds (180)");
+ICMP_CT_PARAM(tcp_timeout_syn_sent, int,
+	      "ip_ct_tcp_timeout_syn_sent of new namespaces, seconds (120)");
+ICMP_CT_PARAM(tcp_timeout_syn_recv, int,
+	      "ip_ct_tcp_timeout_syn_recv of new namespaces, seconds (60)");
+ICMP_CT_PARAM(tcp_timeout_established, int,
+	      "ip_ct_tcp_timeout_established of new namespaces, seconds (432000)");
+ICMP_CT_PARAM(tcp_timeout_fin_wait, int,
+	      "ip_ct_tcp_timeout_fin_wait of new namespaces, seconds (120)");
+ICMP_CT_PARAM(tcp_timeout_time_wait, int,
+	      "ip_ct_tcp_timeout_time_wait of new namespaces, seconds (120)");
+ICMP_CT_PARAM(tcp_timeout_close, int, "ip_ct_tcp_timeout_close of new namespaces, seconds (10)");
+ICMP_CT_PARAM(tcp_timeout_unacknowledged, int,
+	      "ip_ct_tcp_timeout_unacknowledged of new namespaces, seconds (300)");
+ICMP_CT_PARAM(generic_timeout, int, "ip_ct_generic_timeout of new namespaces, seconds (600)");
+ICMP_CT_PARAM(tcp_loose, int, "ip_ct_tcp_loose of new namespaces: pick up TCP mid-stream (1)");
+ICMP_CT_PARAM(keep_replied, int,
+	      "ip_ct_icmp_keep_replied of new namespaces: keep replied ICMP entries (0)");
+ICMP_CT_PARAM(checksum, int, "ip_ct_checksum of new namespaces: verify ICMP checksums (1)");
+ICMP_CT_PARAM(drop_invalid, int, "ip_ct_drop_invalid of new namespaces (0)");
+ICMP_CT_PARAM(drop_fragments, int, "ip_ct_drop_fragments of new namespaces (0)");
+ICMP_CT_PARAM(mark_mask, uint, "ip_ct_mark_mask of new namespaces (0)");
+ICMP_CT_PARAM(log_invalid, int, "ip_ct_log_invalid of new namespaces (0)");
+ICMP_CT_PARAM(max_per_source, int,
+	      "ip_ct_max_per_source of new namespaces: entries per source, 0 = no quota (0)");

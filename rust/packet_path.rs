@@ -91,7 +91,10 @@ impl NetState {
             Some(reason) => State::Invalid(reason),
             None => self.classify(point, &packet, &rcu),
         };
-        self.stats.inc(state_counter(&state));
+        match state {
+            State::Invalid(reason) => self.stats.inc_invalid(reason),
+            _ => self.stats.inc(state_counter(&state)),
+        }
         if let Some(icmp_type) = packet.icmp_type() {
             self.type_stats.count(family, icmp_type, &state);
         }

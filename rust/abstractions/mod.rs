@@ -8,6 +8,7 @@
 pub(crate) mod delayed_work;
 pub(crate) mod jiffies;
 pub(crate) mod log;
+pub(crate) mod module_param;
 pub(crate) mod net;
 pub(crate) mod netfilter;
 pub(crate) mod percpu;
