@@ -90,7 +90,7 @@ build_module_clippy() {
 build_debug_module() {
 	rm -rf "$debug_build"
 	mkdir -p "$debug_build"
-	cp -r Kbuild Makefile rust "$debug_build/"
+	cp -r Kbuild Makefile rust scripts "$debug_build/"
 	rm -rf "$debug_build/rust/proto/target"
 	make -s -C "$debug_build" module KDIR="$kdir_debug" KRUSTFLAGS=-Dwarnings KCFLAGS=-Werror &&
 		selftests/icmp_ct_dkms.sh --prebuild "$logdir/dkms-debug" "$kdir_debug"
