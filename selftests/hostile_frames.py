@@ -798,7 +798,11 @@ def run_random(ends, args):
     d = Direction(ends[args.sender], ends[1 - args.sender])
     rng = random.Random(args.seed)
     start = time.monotonic()
-    sent, failed = send_frames(d.s.sock, d.random_frames(rng, args.count))
+    frames = d.random_frames(rng, args.count)
+    if args.dry_run:
+        sent, failed = sum(1 for _ in frames), 0
+    else:
+        sent, failed = send_frames(d.s.sock, frames)
     secs = time.monotonic() - start
     print("sent %d failed %d seconds %.1f frames/s %.0f" %
           (sent, failed, secs, sent / secs if secs else 0), flush=True)
@@ -826,6 +830,7 @@ def main():
     r.add_argument("--from", type=int, dest="sender", choices=(0, 1), required=True)
     r.add_argument("--count", type=int, required=True)
     r.add_argument("--seed", type=int, default=1)
+    r.add_argument("--dry-run", action="store_true", help="only generate (to time that)")
     c = sub.add_parser("pcap")
     c.add_argument("file")
     args = p.parse_args()
