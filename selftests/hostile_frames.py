@@ -696,7 +696,7 @@ class MMsgHdr(ctypes.Structure):
 BATCH = 256
 
 
-def send_frames(sock, frames):
+def send_frames(sock, frames, progress=0):
     """Sends every frame (an iterable) with sendmmsg, BATCH at a time; returns (sent,
     failed). A frame the kernel refuses (e.g. shorter than the Ethernet header) counts as
     failed and is skipped."""
@@ -738,9 +738,19 @@ def send_frames(sock, frames):
         batch.append(fr)
         if len(batch) == BATCH:
             flush()
+            if progress and sent // progress != (sent - BATCH) // progress:
+                progress_line(sent)
     if batch:
         flush()
     return sent, failed
+
+
+def progress_line(sent):
+    try:
+        with open("/dev/kmsg", "w") as kmsg:
+            kmsg.write("hostile_frames: pid %d sent %d frames\n" % (os.getpid(), sent))
+    except OSError:
+        pass
 
 
 def open_sockets(ends):
@@ -802,7 +812,7 @@ def run_random(ends, args):
     if args.dry_run:
         sent, failed = sum(1 for _ in frames), 0
     else:
-        sent, failed = send_frames(d.s.sock, frames)
+        sent, failed = send_frames(d.s.sock, frames, 50000 if args.count >= 100000 else 0)
     secs = time.monotonic() - start
     print("sent %d failed %d seconds %.1f frames/s %.0f" %
           (sent, failed, secs, sent / secs if secs else 0), flush=True)
