@@ -57,7 +57,6 @@ test_cleanup()
 	for p in "${worker_pids[@]}"; do
 		kill "$p" 2>/dev/null
 	done
-	wait 2>/dev/null
 	[ -z "$max_before" ] || sysctl_set - ip_conntrack_max "$max_before" 2>/dev/null
 	rl_cleanup
 	[ "$reload_at_exit" = 1 ] && module_restore
