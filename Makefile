@@ -25,7 +25,8 @@ endif
 MODULE_MAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) $(if $(RUSTC),RUSTC=$(RUSTC)) \
 	$(if $(BINDGEN),BINDGEN=$(BINDGEN))
 
-.PHONY: all module kernel kernel-debug kdir deps check check-debug check-quick demo bench fuzz clean help
+.PHONY: all module kernel kernel-debug kdir deps check check-debug check-quick demo bench fuzz \
+	hostile stress clean help
 
 all: module
 
@@ -75,6 +76,18 @@ demo: kernel
 bench: deps module
 	@bench/run.sh
 
+# The long versions of two selftests on the debug kernel (make check runs short ones).
+# Settings: HOSTILE_FRAMES (1000000), HOSTILE_SEED; STRESS_SECONDS (600), STRESS_RELOAD.
+HOSTILE_FRAMES ?= 1000000
+STRESS_SECONDS ?= 600
+hostile: deps
+	@scripts/debug-test.sh icmp_ct_hostile_frames.sh HOSTILE_FRAMES=$(HOSTILE_FRAMES) \
+		HOSTILE_BOTH_WAYS=1 $(if $(HOSTILE_SEED),HOSTILE_SEED=$(HOSTILE_SEED))
+
+stress: deps
+	@scripts/debug-test.sh icmp_ct_stress.sh STRESS_SECONDS=$(STRESS_SECONDS) \
+		$(if $(STRESS_RELOAD),STRESS_RELOAD=$(STRESS_RELOAD))
+
 # Settings: FUZZ_SECONDS (per target, default 60), FUZZ_RUNS, FUZZ_TARGETS (rust/proto/fuzz/run.sh).
 fuzz:
 	@rust/proto/fuzz/run.sh
@@ -102,4 +115,8 @@ help:
 	@echo "make fuzz       fuzz each parser, the error classification and the decision in"
 	@echo "                turn (FUZZ_SECONDS each, default 60), minimize and grow the"
 	@echo "                corpus in rust/proto/fuzz/corpus (make check replays it)"
+	@echo "make hostile    1,000,000 random and malformed frames at both ends of a veth pair"
+	@echo "                on the debug kernel (HOSTILE_FRAMES; icmp_ct_hostile_frames.sh)"
+	@echo "make stress     10 minutes of floods, namespace churn, sysctl writers, readers and"
+	@echo "                rmmod/insmod on the debug kernel (STRESS_SECONDS; icmp_ct_stress.sh)"
 	@echo "make clean      remove build products"

@@ -112,10 +112,12 @@ lanes=$(($(nproc) + 1))
 # The queues hand out the longest tests first, in the order of their measured times
 # (Documentation/design.rst), then the rest in the Makefile's order.
 normal_longest_first=(icmp_ct_dkms.sh icmp_ct_queries.sh icmp_ct_ipv6.sh icmp_ct_table.sh icmp_ct_related.sh
+	icmp_ct_stress.sh icmp_ct_hostile_frames.sh
 	icmp_ct_bench_smoke.sh icmp_ct_policies.sh icmp_ct_rmmod_flood.sh icmp_ct_flows.sh icmp_ct_tcp.sh icmp_ct_nat.sh
 	nf_conntrack_icmp_related_baseline.sh icmp_ct_invalid.sh icmp_ct_quota.sh icmp_ct_icmp_related.sh
 	icmp_ct_timeouts.sh icmp_ct_netns.sh icmp_ct_hooks.sh icmp_ct_load.sh icmp_ct_sysctl.sh)
-debug_longest_first=(icmp_ct_queries.sh icmp_ct_related.sh icmp_ct_ipv6.sh icmp_ct_table.sh
+debug_longest_first=(icmp_ct_hostile_frames.sh icmp_ct_stress.sh
+	icmp_ct_queries.sh icmp_ct_related.sh icmp_ct_ipv6.sh icmp_ct_table.sh
 	icmp_ct_rmmod_flood.sh icmp_ct_quota.sh icmp_ct_policies.sh icmp_ct_flows.sh icmp_ct_icmp_related.sh)
 
 # What make check runs on the debug kernel (KASAN, lockdep, PROVE_RCU, kmemleak): the tests
@@ -128,7 +130,8 @@ DEBUG_KERNEL_TESTS=(
 	icmp_ct_netns.sh       # namespaces deleted and the module removed with live entries
 	icmp_ct_table.sh       # table growth, eviction and the full table
 	icmp_ct_timeouts.sh    # thousands of entries expiring at once under garbage collection
-	icmp_ct_quota.sh       # per-source counts under concurrent closes, reopenings, evictions
+	icmp_ct_hostile_frames.sh # malformed and random frames at both ends of a veth pair
+	icmp_ct_stress.sh      # floods, namespace churn, sysctl writers, readers, rmmod/insmod
 )
 
 mapfile -t normal_tests < <(selftests/run_kselftest.sh -l)
