@@ -24,6 +24,7 @@ pub mod ipv4;
 pub mod ipv6;
 pub mod key;
 pub mod reader;
+pub mod rtt;
 pub mod state;
 pub mod tcp_window;
 pub mod tuple;
