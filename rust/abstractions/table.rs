@@ -131,14 +131,16 @@ impl Table {
         self.linked.load(Ordering::Relaxed)
     }
 
-    /// Opens again the closed entry whose original tuple is `tuple`, with state `word` and
-    /// `deadline`, in place of inserting a new entry: true if it did. Not when the table
+    /// Opens again the closed entry whose original tuple is `tuple`, with state `word`,
+    /// `deadline` and its request's time `request_us`, in place of inserting a new entry:
+    /// true if it did. Not when the table
     /// holds `limit` entries (an insertion decides what to evict then).
     pub(crate) fn reopen(
         &self,
         tuple: &Tuple,
         word: u64,
         deadline: u32,
+        request_us: u32,
         limit: u32,
         rcu: &RcuGuard,
     ) -> bool {
@@ -151,6 +153,7 @@ impl Table {
         }
         // Before it is live, so that nobody sees it live and expired.
         entry.deadline().store(deadline, Ordering::Relaxed);
+        entry.request_us().store(request_us, Ordering::Relaxed);
         let opened = entry
             .state()
             .compare_exchange(current, word, Ordering::AcqRel, Ordering::Relaxed)
