@@ -113,6 +113,20 @@ ping_avg_us()
 	awk -F/ '/^rtt / { printf "%d\n", $5 * 1000 }' <<<"$1"
 }
 
+# samples_since OLD: samples A counted since OLD, an earlier copy of its icmp_ct_rtt.
+samples_since()
+{
+	local old new
+
+	old=$(rtt_value "$1" samples)
+	new=$(rtt_value "$(rtt_file "$A")" samples)
+	if [ -z "$old" ] || [ -z "$new" ]; then
+		echo "no samples line"
+		return 1
+	fi
+	echo $((new - old))
+}
+
 # ping_from NS ARGS...: ping from NS (one request every 0.2 s); its output in PING_OUT.
 ping_from()
 {
@@ -240,15 +254,13 @@ old=$(snap "$A")
 ping_from "$A" -c 3 -e "$OTHER_ID" "$B_IP"
 expect_deltas "keep_replied=0: 3 replies destroy their entry" "$A" "$old" \
 	"destroyed_on_reply=3 established=3"
-ktap_expect_eq "keep_replied=0: the 3 replies are 3 samples" 3 \
-	$(($(rtt_value "$(rtt_file "$A")" samples) - $(rtt_value "$before" samples)))
+ktap_expect_eq "keep_replied=0: the 3 replies are 3 samples" 3 "$(samples_since "$before")"
 sysctl_set "$A" ip_ct_icmp_keep_replied 1 || ktap_msg "keep_replied=1: $SYSCTL_ERR"
 
 before=$(rtt_file "$A")
 ping_from "$A" -c 3 -e "$OTHER_ID" "$B_IP6"
 ktap_msg "$(tail -n 2 <<<"$PING_OUT")"
-ktap_expect_eq "IPv6: 3 echo replies are 3 samples" 3 \
-	$(($(rtt_value "$(rtt_file "$A")" samples) - $(rtt_value "$before" samples)))
+ktap_expect_eq "IPv6: 3 echo replies are 3 samples" 3 "$(samples_since "$before")"
 
 ##############################################################################
 # 6. icmp_ct-top.
