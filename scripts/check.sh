@@ -79,6 +79,10 @@ check_shell() {
 	shellcheck scripts/*.sh .ci/run rust/proto/fuzz/run.sh && (cd selftests && shellcheck -x ./*.sh)
 }
 
+check_python() {
+	pyflakes3 scripts/*.py scripts/icmp_ct-top selftests/*.py bench/*.py
+}
+
 build_module_clippy() {
 	# Clippy only looks at what it compiles: force the crate to be rebuilt.
 	rm -f rust/icmp_ct_main.o
@@ -315,6 +319,7 @@ step "rustfmt clean (tree's .rustfmt.toml)" check_rustfmt
 step "no panic path linked (nm -u)" check_no_panic
 step "source policy (no unsafe in proto, SAFETY comments, modinfo)" check_source_policy
 step "shell scripts are shellcheck clean" check_shell
+step "Python scripts are pyflakes clean" check_python
 step "Documentation is valid reStructuredText" /usr/bin/python3 scripts/rst-lint.py \
 	Documentation/*.rst
 step "check-kdir.sh refuses unfit kernel trees" scripts/check-kdir-test.sh
