@@ -50,7 +50,7 @@ test_cleanup()
 }
 
 ktap_header
-ktap_plan 14
+ktap_plan 16
 
 kmsg_mark
 module_is_loaded || module_load || ktap_bail_out "insmod $ICMP_CT_KO failed: $MODULE_ERR"
@@ -323,6 +323,42 @@ top_shows_histogram()
 	}
 }
 ktap_check "icmp_ct-top --once in A: the echo histogram" top_shows_histogram
+
+# --pid: the same namespace from outside, through /proc/PID/net.
+# section TEXT TITLE: the lines of one section of a frame, its title included.
+section()
+{
+	awk -v t="$2" '$0 == t { on = 1 } on && $0 == "" { exit } on' <<<"$1"
+}
+
+top_pid_ok()
+{
+	local out
+
+	out=$("$RL_PY" "$TOP" --once --pid "${RL_ANCHOR[$A]}" 2>&1) || { ktap_msg "$out"; return 1; }
+	if [ "$(head -n 1 <<<"$out" | cut -d' ' -f3)" = "$(readlink "/proc/${RL_ANCHOR[$A]}/ns/net")" ] &&
+		[ "$(section "$out" "Entries by protocol and state")" = \
+			"$(section "$top_out" "Entries by protocol and state")" ] &&
+		[ -n "$(section "$out" "Entries by protocol and state")" ] &&
+		grep -qF "Echo round trips: $(rtt_value "$rtt" samples) samples" <<<"$out"; then
+		return 0
+	fi
+	ktap_msg "--pid ${RL_ANCHOR[$A]}:" "$out"
+	return 1
+}
+ktap_check "icmp_ct-top --once --pid: A's namespace from the initial one" top_pid_ok
+
+# Without --once: a frame a second (here every 0.5 s), each with the rates since the last.
+top_refreshes()
+{
+	local out frames
+
+	out=$(timeout -s INT 8 ip netns exec "$A" "$RL_PY" "$TOP" --interval 0.5 2>&1)
+	frames=$(grep -c '^icmp_ct-top ' <<<"$out")
+	ktap_msg "$frames frames; the last:" "$(awk '/^icmp_ct-top /{ f = "" } { f = f $0 "\n" } END { printf "%s", f }' <<<"$out")"
+	[ "$frames" -ge 2 ] && grep -qE '^  new +[0-9]+ +[0-9]+\.[0-9]$' <<<"$out"
+}
+ktap_check "icmp_ct-top refreshes: several frames, with rates after the first" top_refreshes
 
 # The container: user CONTAINER_UID's user namespace, a network namespace made once its uid
 # map exists (as container runtimes do, see icmp_ct_userns.sh); its root pings itself and
