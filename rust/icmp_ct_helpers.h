@@ -47,6 +47,9 @@ __u32 icmp_ct_skb_mark(const struct sk_buff *skb);
 void icmp_ct_skb_set_mark(struct sk_buff *skb, __u32 mark);
 bool icmp_ct_skb_is_notrack(const struct sk_buff *skb);
 int icmp_ct_skb_iif(const struct sk_buff *skb);
+bool icmp_ct_skb_csum_verified(const struct sk_buff *skb);
+/* Test builds only (ICMP_CT_RACE_WINDOWS): rust/abstractions/race_window.rs. */
+void icmp_ct_race_window(int window);
 bool icmp_ct_skb_from_kernel_socket(const struct sk_buff *skb);
 /* nf_hook_ops has a bitfield; Rust sees it as an opaque blob and fills it in here. */
 void icmp_ct_hook_ops_init(struct nf_hook_ops *ops, nf_hookfn *hook, u8 pf,
@@ -69,6 +72,7 @@ struct icmp_ct_node {
 	struct rhash_head head;
 	__u8 dir; /* 0: original, 1: reply */
 	__u8 single; /* node 0 of an entry whose reply key is its original key */
+	__u8 sourced; /* node 0 of an entry counted in its icmp_ct_source (in the padding) */
 };
 
 /* Owned by the Rust code; only its layout is shared, for the table's parameters. */
@@ -98,9 +102,27 @@ struct icmp_ct_tcp_entry {
 	__u32 windows[ICMP_CT_TCP_WINDOW_WORDS];
 };
 
+/*
+ * One source of ip_ct_max_per_source (rust/proto/quota.rs): an IPv4 address or an IPv6 /64,
+ * in the table's `sources` while entries counted in it are linked. 56 bytes (kmalloc-64).
+ */
+struct icmp_ct_source_key {
+	__u32 w[3];
+};
+
+struct icmp_ct_source {
+	struct rhash_head head;
+	struct icmp_ct_source_key key;
+	__u32 count; /* its entries that are live or expired, not closed (atomics only) */
+	__u32 linked; /* its entries linked, closed ones included (under the writer lock) */
+	struct icmp_ct_entry *oldest; /* its oldest entry known, or NULL (RCU pointer) */
+	struct rcu_head rcu;
+};
+
 struct icmp_ct_table {
 	struct rhashtable ht;
 	struct list_head entries; /* every hashed entry, oldest first (RCU list) */
+	struct rhashtable sources; /* struct icmp_ct_source, by key */
 };
 
 /* Buckets of a new table; it never shrinks below this. */
@@ -137,6 +159,12 @@ struct icmp_ct_node *icmp_ct_table_walk_next(struct rhashtable_iter *iter);
 void icmp_ct_table_walk_stop(struct rhashtable_iter *iter);
 void icmp_ct_table_walk_exit(struct rhashtable_iter *iter);
 void icmp_ct_cond_resched(void);
+
+struct icmp_ct_source *icmp_ct_source_lookup(struct icmp_ct_table *table,
+					     const struct icmp_ct_source_key *key);
+struct icmp_ct_source *icmp_ct_source_get_or_add(struct icmp_ct_table *table,
+						 const struct icmp_ct_source_key *key);
+void icmp_ct_source_remove(struct icmp_ct_table *table, struct icmp_ct_source *source);
 
 struct kmem_cache *icmp_ct_entry_cache_create(void);
 struct icmp_ct_entry *icmp_ct_entry_alloc(struct kmem_cache *cache);

@@ -48,6 +48,17 @@ struct IcmpCt {
 
 impl kernel::Module for IcmpCt {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        // Before anything is registered, so that a refused load leaves nothing behind.
+        if let Err((param, min, max)) = sysctls::check_params() {
+            pr_err!(
+                "parameter {}={} out of range {}..{}, not loaded\n",
+                param.name(),
+                param.get(),
+                min,
+                max
+            );
+            return Err(EINVAL);
+        }
         let cache = EntryCache::create()?;
         let max = default_max();
         sysctls::CONNTRACK_MAX.store(max, Ordering::Relaxed);

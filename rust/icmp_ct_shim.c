@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Out-of-line copies of static inline kernel helpers for icmp_ct's Rust code.
- * Nothing here holds logic of its own.
+ * Out-of-line copies of static inline kernel helpers for icmp_ct's Rust code, and the
+ * module parameters' declarations. Nothing here holds logic of its own.
  */
 #include <linux/jhash.h>
 #include <linux/mm.h>
@@ -113,6 +113,36 @@ int icmp_ct_skb_iif(const struct sk_buff *skb)
 	return skb->skb_iif;
 }
 
+bool icmp_ct_skb_csum_verified(const struct sk_buff *skb)
+{
+	return skb_csum_unnecessary(skb);
+}
+
+#ifdef ICMP_CT_RACE_WINDOWS
+/*
+ * Test builds only: hold one race window open (rust/abstractions/race_window.rs) until the
+ * test closes it (race_window = 0) or race_window_ms have passed. Here, not in Rust, because
+ * the 6.12 `kernel` crate has no module parameters.
+ */
+static int race_window;
+module_param(race_window, int, 0644);
+MODULE_PARM_DESC(race_window, "test builds: the race window to hold open (0: none)");
+static int race_window_ms = 10000;
+module_param(race_window_ms, int, 0644);
+MODULE_PARM_DESC(race_window_ms, "test builds: how long to hold it at most, in milliseconds");
+
+void icmp_ct_race_window(int window)
+{
+	unsigned long end;
+
+	if (window != READ_ONCE(race_window))
+		return;
+	end = jiffies + msecs_to_jiffies(READ_ONCE(race_window_ms));
+	while (READ_ONCE(race_window) == window && time_before(jiffies, end))
+		cpu_relax();
+}
+#endif
+
 /*
  * icmp_send(), icmpv6_send() and neighbour discovery write on per-CPU or per-netns sockets
  * made by inet_ctl_sock_create(), which are kernel sockets; a process can only write on
@@ -170,21 +200,80 @@ static const struct rhashtable_params icmp_ct_table_params = {
 	.automatic_shrinking = true,
 };
 
+/* The quota's flag lives in node padding: an ICMP entry stays one 128-byte slab object. */
+static_assert(sizeof(struct icmp_ct_entry) <= 128);
+
+static const struct rhashtable_params icmp_ct_source_params = {
+	.head_offset = offsetof(struct icmp_ct_source, head),
+	.key_offset = offsetof(struct icmp_ct_source, key),
+	.key_len = sizeof(struct icmp_ct_source_key),
+	.automatic_shrinking = true,
+};
+
 int icmp_ct_table_init(struct icmp_ct_table *table)
 {
+	int err;
+
 	INIT_LIST_HEAD(&table->entries);
-	return rhashtable_init(&table->ht, &icmp_ct_table_params);
+	err = rhashtable_init(&table->ht, &icmp_ct_table_params);
+	if (err)
+		return err;
+	err = rhashtable_init(&table->sources, &icmp_ct_source_params);
+	if (err)
+		rhashtable_destroy(&table->ht);
+	return err;
 }
 
 /* The deferred resize may still be rehashing entries: stop it before they are freed. */
 void icmp_ct_table_stop_resizing(struct icmp_ct_table *table)
 {
 	cancel_work_sync(&table->ht.run_work);
+	cancel_work_sync(&table->sources.run_work);
+}
+
+static void icmp_ct_source_free(void *source, void *arg)
+{
+	kfree(source);
 }
 
 void icmp_ct_table_destroy(struct icmp_ct_table *table)
 {
 	rhashtable_destroy(&table->ht);
+	/* Nobody looks sources up any more: free the ones left at once. */
+	rhashtable_free_and_destroy(&table->sources, icmp_ct_source_free, NULL);
+}
+
+struct icmp_ct_source *icmp_ct_source_lookup(struct icmp_ct_table *table,
+					     const struct icmp_ct_source_key *key)
+{
+	return rhashtable_lookup(&table->sources, key, icmp_ct_source_params);
+}
+
+/* Under the table's writer lock, which serialises every addition and removal. */
+struct icmp_ct_source *icmp_ct_source_get_or_add(struct icmp_ct_table *table,
+						 const struct icmp_ct_source_key *key)
+{
+	struct icmp_ct_source *source = icmp_ct_source_lookup(table, key);
+
+	if (source)
+		return source;
+	/* From the packet path: never sleep, never warn. */
+	source = kzalloc(sizeof(*source), GFP_ATOMIC | __GFP_NOWARN);
+	if (!source)
+		return NULL;
+	source->key = *key;
+	if (rhashtable_insert_fast(&table->sources, &source->head, icmp_ct_source_params)) {
+		kfree(source);
+		return NULL;
+	}
+	return source;
+}
+
+/* Under the writer lock; lockless readers may still hold it until a grace period ends. */
+void icmp_ct_source_remove(struct icmp_ct_table *table, struct icmp_ct_source *source)
+{
+	rhashtable_remove_fast(&table->sources, &source->head, icmp_ct_source_params);
+	kfree_rcu(source, rcu);
 }
 
 struct icmp_ct_node *icmp_ct_table_lookup(struct icmp_ct_table *table,
@@ -365,3 +454,46 @@ unsigned long icmp_ct_percpu_counter_sum(const unsigned long __percpu *counters,
 		sum += READ_ONCE(*per_cpu_ptr(&counters[index], cpu));
 	return sum;
 }
+
+/*
+ * Module parameters: the value each sysctl starts at in a new namespace
+ * (Documentation/contract.rst, "Loading"). Linux 6.12's Rust module! macro cannot declare
+ * parameters, and module_param_named() is the kernel's own way to build their
+ * struct kernel_param and modinfo strings, so they are declared here. Their values and
+ * defaults are Rust statics, param!() in rust/sysctls.rs (a missing one fails at link time);
+ * ranges are checked in Rust before anything is registered. 0444: read at load time only.
+ */
+#define ICMP_CT_PARAM(name, type, desc)                          \
+	extern int icmp_ct_param_##name;                         \
+	module_param_named(name, icmp_ct_param_##name, type, 0444); \
+	MODULE_PARM_DESC(name, desc)
+
+ICMP_CT_PARAM(icmp_timeout, int, "ip_ct_icmp_timeout of new namespaces, seconds (30)");
+ICMP_CT_PARAM(icmpv6_timeout, int, "ip_ct_icmpv6_timeout of new namespaces, seconds (30)");
+ICMP_CT_PARAM(udp_timeout, int, "ip_ct_udp_timeout of new namespaces, seconds (30)");
+ICMP_CT_PARAM(udp_timeout_stream, int,
+	      "ip_ct_udp_timeout_stream of new namespaces, seconds (180)");
+ICMP_CT_PARAM(tcp_timeout_syn_sent, int,
+	      "ip_ct_tcp_timeout_syn_sent of new namespaces, seconds (120)");
+ICMP_CT_PARAM(tcp_timeout_syn_recv, int,
+	      "ip_ct_tcp_timeout_syn_recv of new namespaces, seconds (60)");
+ICMP_CT_PARAM(tcp_timeout_established, int,
+	      "ip_ct_tcp_timeout_established of new namespaces, seconds (432000)");
+ICMP_CT_PARAM(tcp_timeout_fin_wait, int,
+	      "ip_ct_tcp_timeout_fin_wait of new namespaces, seconds (120)");
+ICMP_CT_PARAM(tcp_timeout_time_wait, int,
+	      "ip_ct_tcp_timeout_time_wait of new namespaces, seconds (120)");
+ICMP_CT_PARAM(tcp_timeout_close, int, "ip_ct_tcp_timeout_close of new namespaces, seconds (10)");
+ICMP_CT_PARAM(tcp_timeout_unacknowledged, int,
+	      "ip_ct_tcp_timeout_unacknowledged of new namespaces, seconds (300)");
+ICMP_CT_PARAM(generic_timeout, int, "ip_ct_generic_timeout of new namespaces, seconds (600)");
+ICMP_CT_PARAM(tcp_loose, int, "ip_ct_tcp_loose of new namespaces: pick up TCP mid-stream (1)");
+ICMP_CT_PARAM(keep_replied, int,
+	      "ip_ct_icmp_keep_replied of new namespaces: keep replied ICMP entries (0)");
+ICMP_CT_PARAM(checksum, int, "ip_ct_checksum of new namespaces: verify ICMP checksums (1)");
+ICMP_CT_PARAM(drop_invalid, int, "ip_ct_drop_invalid of new namespaces (0)");
+ICMP_CT_PARAM(drop_fragments, int, "ip_ct_drop_fragments of new namespaces (0)");
+ICMP_CT_PARAM(mark_mask, uint, "ip_ct_mark_mask of new namespaces (0)");
+ICMP_CT_PARAM(log_invalid, int, "ip_ct_log_invalid of new namespaces (0)");
+ICMP_CT_PARAM(max_per_source, int,
+	      "ip_ct_max_per_source of new namespaces: entries per source, 0 = no quota (0)");

@@ -12,16 +12,18 @@
 
 use crate::abstractions::jiffies;
 use crate::abstractions::netfilter::{HookPoint, NetHooks, Verdict};
+use crate::abstractions::race_window::RaceWindow;
 use crate::abstractions::rcu::RcuGuard;
 use crate::abstractions::skb::SkBuff;
 use crate::abstractions::table::{Entry, EntryRef, Eviction, InsertError, NewEntry, WindowsGuard};
-use crate::bindings;
 use crate::net_state::NetState;
-use crate::packet::Packet;
+use crate::packet;
 use crate::proto::addr::Family;
 use crate::proto::decide::{self, Action, Decision, Knobs, Subject};
 use crate::proto::entry_word;
 use crate::proto::flow_state::TimeoutKind;
+use crate::proto::packet::Packet;
+use crate::proto::quota;
 use crate::proto::rtt::{self, Timing};
 use crate::proto::state::{InvalidReason, State};
 use crate::proto::tcp_window::TcpWindows;
@@ -78,31 +80,6 @@ enum Applied {
     Gone,
 }
 
-/// What the decision needs of a parsed packet, and the tuple to look up for it; `None` for a
-/// packet that is not looked up.
-fn subject_of(packet: &Packet, point: HookPoint) -> Option<(Subject<'_>, &Tuple)> {
-    match packet {
-        Packet::Fragment { .. } | Packet::NotTracked | Packet::Invalid { .. } => None,
-        Packet::Icmp { tuple, kind, .. } => Some((Subject::Query { tuple, kind: *kind }, tuple)),
-        Packet::IcmpError {
-            embedded,
-            icmp_type,
-            code,
-            from_host_stack,
-            ..
-        } => Some((
-            Subject::Error {
-                family: embedded.family,
-                icmp_type: *icmp_type,
-                code: *code,
-                local: point == HookPoint::LocalOut && *from_host_stack,
-            },
-            embedded,
-        )),
-        Packet::Flow { tuple, tcp } => Some((Subject::Flow { tuple, tcp: *tcp }, tuple)),
-    }
-}
-
 /// What `subject`, applied to an entry whose word was `before` (`None`: creating it), does
 /// with the round-trip clock.
 fn timing(subject: &Subject<'_>, before: Option<u64>) -> Timing {
@@ -114,7 +91,7 @@ fn timing(subject: &Subject<'_>, before: Option<u64>) -> Timing {
 
 impl NetState {
     fn classify_hook(&self, family: Family, point: HookPoint, skb: &SkBuff) -> Verdict {
-        let packet = Packet::read(family, skb);
+        let packet = packet::read(family, skb);
         // The filtering guide: fragmented ICMP is dropped before any other analysis.
         if packet.is_fragmented_icmp() && self.sysctl(Knob::DropFragments) != 0 {
             self.stats.inc(Counter::DroppedFragment);
@@ -125,7 +102,10 @@ impl NetState {
             Some(reason) => State::Invalid(reason),
             None => self.classify(point, &packet, &rcu),
         };
-        self.stats.inc(state_counter(&state));
+        match state {
+            State::Invalid(reason) => self.stats.inc_invalid(reason),
+            _ => self.stats.inc(state_counter(&state)),
+        }
         if let Some(icmp_type) = packet.icmp_type() {
             self.type_stats.count(family, icmp_type, &state);
         }
@@ -156,8 +136,11 @@ impl NetState {
     /// `Some` if the packet is an ICMP message whose checksum is wrong and checksums are
     /// checked: like nf_conntrack, only for packets that arrived from outside (locally
     /// generated ones may carry a partial checksum) and not on fragments (the checksum covers
-    /// the whole message). The confirmation hook asks again, so that a packet classified
-    /// INVALID for its checksum is not applied to the table.
+    /// the whole message). It is computed once, at PRE_ROUTING; the confirmation hooks read
+    /// the result that left in the packet, so that a packet classified INVALID for its
+    /// checksum is not applied to the table, and an outgoing packet is never given receive
+    /// checksum state. Only LOCAL_IN computes again, for what PRE_ROUTING could not verify: a
+    /// message reassembled from fragments, or one that failed there.
     fn checksum_failure(
         &self,
         family: Family,
@@ -178,23 +161,22 @@ impl NetState {
         else {
             return None;
         };
-        let arrived = match point {
-            HookPoint::PreRouting | HookPoint::LocalIn => true,
-            HookPoint::PostRouting => skb.arrived_from_outside(),
-            HookPoint::LocalOut => false,
-        };
-        if !arrived || self.sysctl(Knob::Checksum) == 0 {
+        if point == HookPoint::LocalOut || self.sysctl(Knob::Checksum) == 0 {
             return None;
         }
-        let offset = u32::try_from(skb.network_offset())
-            .ok()?
-            .saturating_add(*l4_offset);
-        let hook = bindings::ICMP_CT_NF_INET_PRE_ROUTING;
-        if skb.checksum_ok(family, hook, offset, family.icmp_protocol()) {
-            None
-        } else {
-            Some(InvalidReason::BadChecksum)
-        }
+        let compute = |hook| {
+            u32::try_from(skb.network_offset())
+                .ok()
+                .map(|offset| offset.saturating_add(*l4_offset))
+                .is_some_and(|offset| skb.checksum_ok(family, hook, offset, family.icmp_protocol()))
+        };
+        let correct = match point {
+            HookPoint::PreRouting => compute(HookPoint::PreRouting),
+            HookPoint::LocalIn => skb.checksum_verified() || compute(HookPoint::LocalIn),
+            HookPoint::PostRouting => !skb.arrived_from_outside() || skb.checksum_verified(),
+            HookPoint::LocalOut => true,
+        };
+        (!correct).then_some(InvalidReason::BadChecksum)
     }
 
     /// Looks `tuple` up, ignoring expired entries and entries not (or no longer) live.
@@ -222,7 +204,7 @@ impl NetState {
             Packet::Invalid { reason, .. } => return State::Invalid(*reason),
             _ => {}
         }
-        let Some((subject, tuple)) = subject_of(packet, point) else {
+        let Some((subject, tuple)) = packet.subject(point == HookPoint::LocalOut) else {
             return State::Untracked;
         };
         let found = self.find(tuple, rcu);
@@ -230,7 +212,27 @@ impl NetState {
             self.stats.inc(Counter::Found);
         }
         let view = found.as_ref().map(|f| &f.view);
-        decide::decide(&subject, view, &self.knobs()).state
+        let decision = self.within_quota(decide::decide(&subject, view, &self.knobs()), tuple, rcu);
+        if decision.state == State::Invalid(InvalidReason::Quota) {
+            self.stats.inc(Counter::QuotaDrop);
+        }
+        decision.state
+    }
+
+    /// `ip_ct_max_per_source`, 0 when off.
+    fn quota(&self) -> u32 {
+        u32::try_from(self.sysctl(Knob::MaxPerSource)).unwrap_or(0)
+    }
+
+    /// `decision` as the source's quota leaves it: a creation the quota refuses is INVALID.
+    fn within_quota(&self, decision: Decision, tuple: &Tuple, rcu: &RcuGuard) -> Decision {
+        if !matches!(decision.action, Action::Create { .. }) {
+            return decision;
+        }
+        quota::limit(
+            decision,
+            self.table.quota_admission(tuple, self.quota(), rcu),
+        )
     }
 
     fn knobs(&self) -> Knobs {
@@ -241,11 +243,11 @@ impl NetState {
     }
 
     fn confirm_hook(&self, family: Family, point: HookPoint, skb: &SkBuff) -> Verdict {
-        let packet = Packet::read(family, skb);
+        let packet = packet::read(family, skb);
         if self.checksum_failure(family, point, skb, &packet).is_some() {
             return Verdict::Accept;
         }
-        let Some((subject, tuple)) = subject_of(&packet, point) else {
+        let Some((subject, tuple)) = packet.subject(point == HookPoint::LocalOut) else {
             return Verdict::Accept;
         };
         let rcu = RcuGuard::new();
@@ -255,6 +257,8 @@ impl NetState {
         for _ in 0..2 {
             let found = self.find(tuple, &rcu);
             let decision = decide::decide(&subject, found.as_ref().map(|f| &f.view), &knobs);
+            // Refused: classified INVALID and counted (`classify`); creates nothing.
+            let decision = self.within_quota(decision, tuple, &rcu);
             let applied = match (found, decision.action) {
                 (_, Action::Nothing) => Applied::Done,
                 (
@@ -321,7 +325,7 @@ impl NetState {
         // The entry a reply closed, if it is still there: cheaper than a new one.
         if self
             .table
-            .reopen(tuple, word, deadline, request_us, limit, rcu)
+            .reopen(tuple, word, deadline, request_us, limit, self.quota(), rcu)
         {
             self.stats.inc(Counter::Insert);
             return Some(Verdict::Accept);
@@ -329,6 +333,8 @@ impl NetState {
         match self.insert(tuple, word, deadline, windows, request_us) {
             Err(InsertError::Clash) => None,
             Err(InsertError::Full) => Some(Verdict::Drop),
+            // Lost a race for the source's last slot after classification found one.
+            Err(InsertError::Quota) => Some(Verdict::Accept),
             Ok(()) => Some(Verdict::Accept),
         }
     }
@@ -372,7 +378,10 @@ impl NetState {
             }
         }
         match decision.action {
-            Action::Close => self.stats.inc(Counter::DestroyedOnReply),
+            Action::Close => {
+                RaceWindow::ReplyClosed.hold();
+                self.stats.inc(Counter::DestroyedOnReply);
+            }
             Action::Update {
                 timeout, windows, ..
             } => {
@@ -430,7 +439,7 @@ impl NetState {
         new.set_request_us(request_us);
         let limit = u32::try_from(self.sysctl(Knob::ConntrackMax)).unwrap_or(0);
         let now = jiffies::now();
-        let result = self.table.insert(new, limit, |entry| {
+        let result = self.table.insert(new, limit, self.quota(), |entry| {
             if entry.expired(now) {
                 Eviction::Expired
             } else if entry_word::is_unreplied(entry.state().load(Ordering::Relaxed)) {
@@ -457,6 +466,10 @@ impl NetState {
             Err(InsertError::Clash) => {
                 self.stats.inc(Counter::InsertFailed);
                 Err(InsertError::Clash)
+            }
+            Err(InsertError::Quota) => {
+                self.stats.inc(Counter::QuotaDrop);
+                Err(InsertError::Quota)
             }
         }
     }

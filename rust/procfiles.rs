@@ -10,6 +10,7 @@ use crate::proto::addr::Family;
 use crate::proto::conntrack_line::{self, LineEntry};
 use crate::proto::entry_word;
 use crate::proto::icmp_types;
+use crate::proto::state::InvalidReason;
 use crate::proto::tuple::L4;
 use crate::stats::Counter;
 use core::fmt::{self, Write};
@@ -25,6 +26,10 @@ impl ProcShow for StatFile {
         writeln!(out, "entries {}", data.entries())?;
         for &counter in Counter::ALL {
             writeln!(out, "{} {}", counter.name(), data.stats.get(counter))?;
+        }
+        for reason in InvalidReason::all() {
+            let value = data.stats.get_invalid(reason);
+            writeln!(out, "{} {value}", reason.counter_name())?;
         }
         Ok(())
     }

@@ -3,15 +3,15 @@
 //! The per-namespace counters of `/proc/net/stat/icmp_ct` and `/proc/net/stat/icmp_ct_types`.
 //!
 //! Every packet counts, so the counters are per CPU ([`PerCpuCounters`]) wherever packets of
-//! legitimate traffic count: all of `Stats` (19 words per CPU) and the types the tracker
-//! handles in `TypeStats` (23 types x 4 states, 92 words per CPU), 888 bytes per possible CPU
-//! per namespace on 64-bit kernels. The other 489 types of `TypeStats` are only ever INVALID;
-//! per CPU they would cost 16 KiB per CPU per namespace, so they stay shared atomics (16 KiB
-//! per namespace, rows of the per-CPU types unused).
+//! legitimate traffic count: all of `Stats` (20 words and one per INVALID reason, 27: 47 words
+//! per CPU) and the types the tracker handles in `TypeStats` (23 types x 4 states, 92 words per
+//! CPU), 1112 bytes per possible CPU per namespace on 64-bit kernels. The other 489 types of
+//! `TypeStats` are only ever INVALID; per CPU they would cost 16 KiB per CPU per namespace, so
+//! they stay shared atomics (16 KiB per namespace, rows of the per-CPU types unused).
 
 use crate::abstractions::percpu::PerCpuCounters;
 use crate::proto::addr::Family;
-use crate::proto::state::State;
+use crate::proto::state::{InvalidReason, State};
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::prelude::*;
 
@@ -60,13 +60,17 @@ counters! {
     HookLocalIn => "hook_local_in",
     HookLocalOut => "hook_local_out",
     HookPostRouting => "hook_post_routing",
+    QuotaDrop => "quota_drop",
 }
 
 const COUNT: usize = Counter::ALL.len();
 
+/// The named counters, then one `invalid_<reason>` counter per [`InvalidReason::index`].
+const SLOTS: usize = COUNT + InvalidReason::COUNT;
+
 /// The counters of one namespace.
 pub(crate) struct Stats {
-    values: PerCpuCounters<COUNT>,
+    values: PerCpuCounters<SLOTS>,
 }
 
 impl Stats {
@@ -90,6 +94,17 @@ impl Stats {
     /// The current value of `counter`, summed over all CPUs.
     pub(crate) fn get(&self, counter: Counter) -> u64 {
         self.values.sum(counter as usize)
+    }
+
+    /// Counts one INVALID packet: `invalid` and its reason's counter. Any context.
+    pub(crate) fn inc_invalid(&self, reason: InvalidReason) {
+        self.values.inc(Counter::Invalid as usize);
+        self.values.inc(COUNT.wrapping_add(reason.index()));
+    }
+
+    /// The current value of `reason`'s counter, summed over all CPUs.
+    pub(crate) fn get_invalid(&self, reason: InvalidReason) -> u64 {
+        self.values.sum(COUNT.wrapping_add(reason.index()))
     }
 }
 

@@ -2,7 +2,9 @@
 
 //! The sysctls of `/proc/sys/net/ipv4/netfilter/` (Documentation/contract.rst, "Sysctls").
 
+use crate::abstractions::module_param::IntParam;
 use crate::abstractions::sysctl::{IntKnob, KnobKind};
+use crate::param;
 use crate::proto::flow_state::TimeoutKind;
 use core::sync::atomic::AtomicI32;
 use kernel::c_str;
@@ -59,6 +61,8 @@ pub(crate) enum Knob {
     MarkMask,
     /// `ip_ct_log_invalid`
     LogInvalid,
+    /// `ip_ct_max_per_source`
+    MaxPerSource,
     /// `ip_conntrack_max`
     ConntrackMax,
     /// `ip_conntrack_count`
@@ -90,21 +94,24 @@ impl Knob {
     }
 }
 
-const fn timeout(name: &'static CStr, default: i32) -> IntKnob {
+// Each per-namespace knob starts at its module parameter (`param!(name = default)`, declared
+// for `modinfo` in icmp_ct_shim.c), named after the sysctl without `ip_ct_`.
+
+const fn timeout(name: &'static CStr, start: &'static IntParam) -> IntKnob {
     IntKnob {
         name,
         min: 1,
         max: MAX_TIMEOUT,
-        kind: KnobKind::PerNet { default },
+        kind: KnobKind::PerNet { start },
     }
 }
 
-const fn switch(name: &'static CStr, default: i32) -> IntKnob {
+const fn switch(name: &'static CStr, start: &'static IntParam) -> IntKnob {
     IntKnob {
         name,
         min: 0,
         max: 1,
-        kind: KnobKind::PerNet { default },
+        kind: KnobKind::PerNet { start },
     }
 }
 
@@ -117,33 +124,83 @@ const fn computed(name: &'static CStr) -> IntKnob {
     }
 }
 
+/// Checks the module parameters against their sysctls' ranges: `Err` names the first one
+/// outside, with its value and range.
+pub(crate) fn check_params() -> core::result::Result<(), (&'static IntParam, i32, i32)> {
+    for knob in &KNOBS {
+        if let KnobKind::PerNet { start } = knob.kind {
+            if !(knob.min..=knob.max).contains(&start.get()) {
+                return Err((start, knob.min, knob.max));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The table, in [`Knob`] order.
 pub(crate) static KNOBS: [IntKnob; Knob::COUNT] = [
-    timeout(c_str!("ip_ct_icmp_timeout"), 30),
-    timeout(c_str!("ip_ct_icmpv6_timeout"), 30),
-    timeout(c_str!("ip_ct_udp_timeout"), 30),
-    timeout(c_str!("ip_ct_udp_timeout_stream"), 180),
-    timeout(c_str!("ip_ct_tcp_timeout_syn_sent"), 120),
-    timeout(c_str!("ip_ct_tcp_timeout_syn_recv"), 60),
-    timeout(c_str!("ip_ct_tcp_timeout_established"), 432000),
-    timeout(c_str!("ip_ct_tcp_timeout_fin_wait"), 120),
-    timeout(c_str!("ip_ct_tcp_timeout_time_wait"), 120),
-    timeout(c_str!("ip_ct_tcp_timeout_close"), 10),
-    timeout(c_str!("ip_ct_tcp_timeout_unacknowledged"), 300),
-    timeout(c_str!("ip_ct_generic_timeout"), 600),
-    switch(c_str!("ip_ct_tcp_loose"), 1),
-    switch(c_str!("ip_ct_icmp_keep_replied"), 0),
-    switch(c_str!("ip_ct_checksum"), 1),
-    switch(c_str!("ip_ct_drop_invalid"), 0),
-    switch(c_str!("ip_ct_drop_fragments"), 0),
+    timeout(c_str!("ip_ct_icmp_timeout"), param!(icmp_timeout = 30)),
+    timeout(c_str!("ip_ct_icmpv6_timeout"), param!(icmpv6_timeout = 30)),
+    timeout(c_str!("ip_ct_udp_timeout"), param!(udp_timeout = 30)),
+    timeout(
+        c_str!("ip_ct_udp_timeout_stream"),
+        param!(udp_timeout_stream = 180),
+    ),
+    timeout(
+        c_str!("ip_ct_tcp_timeout_syn_sent"),
+        param!(tcp_timeout_syn_sent = 120),
+    ),
+    timeout(
+        c_str!("ip_ct_tcp_timeout_syn_recv"),
+        param!(tcp_timeout_syn_recv = 60),
+    ),
+    timeout(
+        c_str!("ip_ct_tcp_timeout_established"),
+        param!(tcp_timeout_established = 432000),
+    ),
+    timeout(
+        c_str!("ip_ct_tcp_timeout_fin_wait"),
+        param!(tcp_timeout_fin_wait = 120),
+    ),
+    timeout(
+        c_str!("ip_ct_tcp_timeout_time_wait"),
+        param!(tcp_timeout_time_wait = 120),
+    ),
+    timeout(
+        c_str!("ip_ct_tcp_timeout_close"),
+        param!(tcp_timeout_close = 10),
+    ),
+    timeout(
+        c_str!("ip_ct_tcp_timeout_unacknowledged"),
+        param!(tcp_timeout_unacknowledged = 300),
+    ),
+    timeout(
+        c_str!("ip_ct_generic_timeout"),
+        param!(generic_timeout = 600),
+    ),
+    switch(c_str!("ip_ct_tcp_loose"), param!(tcp_loose = 1)),
+    switch(c_str!("ip_ct_icmp_keep_replied"), param!(keep_replied = 0)),
+    switch(c_str!("ip_ct_checksum"), param!(checksum = 1)),
+    switch(c_str!("ip_ct_drop_invalid"), param!(drop_invalid = 0)),
+    switch(c_str!("ip_ct_drop_fragments"), param!(drop_fragments = 0)),
     IntKnob {
         name: c_str!("ip_ct_mark_mask"),
         // Any 32-bit mask; written as a signed int, so 0xffffffff is -1.
         min: i32::MIN,
         max: i32::MAX,
-        kind: KnobKind::PerNet { default: 0 },
+        kind: KnobKind::PerNet {
+            start: param!(mark_mask = 0),
+        },
     },
-    switch(c_str!("ip_ct_log_invalid"), 0),
+    switch(c_str!("ip_ct_log_invalid"), param!(log_invalid = 0)),
+    IntKnob {
+        name: c_str!("ip_ct_max_per_source"),
+        min: 0,
+        max: i32::MAX,
+        kind: KnobKind::PerNet {
+            start: param!(max_per_source = 0),
+        },
+    },
     IntKnob {
         name: c_str!("ip_conntrack_max"),
         min: 1,

@@ -94,9 +94,11 @@ build_module_clippy() {
 build_debug_module() {
 	rm -rf "$debug_build"
 	mkdir -p "$debug_build"
-	cp -r Kbuild Makefile rust "$debug_build/"
+	cp -r Kbuild Makefile rust scripts "$debug_build/"
 	rm -rf "$debug_build/rust/proto/target"
-	make -s -C "$debug_build" module KDIR="$kdir_debug" KRUSTFLAGS=-Dwarnings KCFLAGS=-Werror &&
+	# With the race windows of selftests/icmp_ct_races.sh (inert until a test opens one).
+	make -s -C "$debug_build" module KDIR="$kdir_debug" KRUSTFLAGS=-Dwarnings KCFLAGS=-Werror \
+		ICMP_CT_RACE_WINDOWS=1 &&
 		selftests/icmp_ct_dkms.sh --prebuild "$logdir/dkms-debug" "$kdir_debug"
 }
 
@@ -115,10 +117,10 @@ lanes=$(($(nproc) + 1))
 # (Documentation/design.rst), then the rest in the Makefile's order.
 normal_longest_first=(icmp_ct_dkms.sh icmp_ct_queries.sh icmp_ct_ipv6.sh icmp_ct_table.sh icmp_ct_related.sh
 	icmp_ct_bench_smoke.sh icmp_ct_policies.sh icmp_ct_rmmod_flood.sh icmp_ct_flows.sh icmp_ct_tcp.sh icmp_ct_nat.sh
-	nf_conntrack_icmp_related_baseline.sh icmp_ct_invalid.sh icmp_ct_icmp_related.sh
+	nf_conntrack_icmp_related_baseline.sh icmp_ct_invalid.sh icmp_ct_quota.sh icmp_ct_icmp_related.sh
 	icmp_ct_timeouts.sh icmp_ct_netns.sh icmp_ct_hooks.sh icmp_ct_load.sh icmp_ct_sysctl.sh)
 debug_longest_first=(icmp_ct_queries.sh icmp_ct_related.sh icmp_ct_ipv6.sh icmp_ct_table.sh
-	icmp_ct_rmmod_flood.sh icmp_ct_policies.sh icmp_ct_flows.sh icmp_ct_icmp_related.sh)
+	icmp_ct_rmmod_flood.sh icmp_ct_quota.sh icmp_ct_policies.sh icmp_ct_flows.sh icmp_ct_icmp_related.sh)
 
 # What make check runs on the debug kernel (KASAN, lockdep, PROVE_RCU, kmemleak): the tests
 # that hunt concurrency and teardown bugs, not functional ones. Add a test here when it
@@ -130,6 +132,7 @@ DEBUG_KERNEL_TESTS=(
 	icmp_ct_netns.sh       # namespaces deleted and the module removed with live entries
 	icmp_ct_table.sh       # table growth, eviction and the full table
 	icmp_ct_timeouts.sh    # thousands of entries expiring at once under garbage collection
+	icmp_ct_quota.sh       # per-source counts under concurrent closes, reopenings, evictions
 )
 
 mapfile -t normal_tests < <(selftests/run_kselftest.sh -l)

@@ -41,6 +41,10 @@ if [ "$action" = path ]; then
 	exit 0
 fi
 [ "$action" = build ] || { log "unknown action '$action' (build or path)"; exit 2; }
+# A missing fragment hashes to another key, and a build removes the trees of other keys.
+for f in "${fragments[@]}"; do
+	[ -r "$f" ] || { log "$f is missing: not a complete checkout"; exit 1; }
+done
 
 if [ -e "$stamp" ]; then
 	echo "$tree"

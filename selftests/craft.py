@@ -35,6 +35,15 @@ sends IPv4 --udp datagrams through a UDP socket bound to --src and --sport inste
 socket (a socket can send to its own address and port and receive what it sent).
 --port-step adds that much to --sport for each datagram (raw IPv4 --udp, --link).
 
+  craft.py --dst 10.0.1.1 --ip-proto 6 --data 9c40...      --data as a TCP header (or any
+                                                          protocol's payload), unchecked
+  craft.py --dst 10.0.1.1 --ip-version 6                  an IPv4 header claiming version 6
+
+--ip-proto sends the bytes of --data, unchanged, as the payload of protocol N (raw IPv4, or
+--link: then no checksum is filled in either), to build malformed transport headers and
+IPv6 extension header chains.  --ip-version writes N into the version field of the raw IPv4
+header (the sender's LOCAL_OUT hook sees it; no receiver's IP stack accepts it).
+
 The payload depends on the type: echo 8 bytes, timestamp 12 bytes (originate, receive,
 transmit), information none, address mask 4 bytes, extended echo (RFC 8335) an extension
 header plus an interface identification object naming ifindex --probe-ifindex (default 1,
@@ -152,11 +161,11 @@ def udp_datagram(sport, dport):
     return struct.pack("!HHHH", sport, dport, 16, 0) + b"icmp_ct!"
 
 
-def ip_packet(src, dst, payload, ttl, proto=socket.IPPROTO_ICMP):
+def ip_packet(src, dst, payload, ttl, proto=socket.IPPROTO_ICMP, version=4):
     """IPv4 header (the kernel fills in total length, id and header checksum) + payload."""
     hdr = struct.pack(
         "!BBHHHBBH4s4s",
-        0x45,
+        (version & 0xF) << 4 | 5,
         0,
         20 + len(payload),
         0,
@@ -198,6 +207,8 @@ def parser():
     p.add_argument("--lladdr", metavar="MAC", help="destination MAC address for --link")
     p.add_argument("--probe-ifindex", type=int, default=1)
     p.add_argument("--ttl", type=int, default=64)
+    p.add_argument("--ip-proto", type=int, help="send --data as this protocol's payload")
+    p.add_argument("--ip-version", type=int, default=4, help="raw IPv4 header's version field")
     p.add_argument("--quiet-errors", action="store_true", help="failed sends are not fatal")
     p.add_argument("--summary", action="store_true")
     return p
@@ -263,8 +274,8 @@ def send_link(args):
         raise ValueError("--link needs IPv6 --src and --dst")
     if args.lladdr is None:
         raise ValueError("--link needs --lladdr")
-    if args.bad_checksum or args.icmp_len is not None:
-        raise ValueError("--bad-checksum, --icmp-len: not with --link")
+    if args.icmp_len is not None:
+        raise ValueError("--icmp-len: not with --link")
     with open("/sys/class/net/%s/address" % args.link) as f:
         own = bytes.fromhex(f.read().strip().replace(":", ""))
     eth = bytes.fromhex(args.lladdr.replace(":", "")) + own + struct.pack("!H", 0x86DD)
@@ -273,7 +284,9 @@ def send_link(args):
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
         sock.bind((args.link, 0))
         for i in range(args.count):
-            if args.udp is not None:
+            if args.ip_proto is not None:
+                msg, nh, off = bytes.fromhex(args.data or ""), args.ip_proto, None
+            elif args.udp is not None:
                 sport = (args.sport + i * args.port_step) & 0xFFFF
                 msg = struct.pack("!HHHH", sport, args.udp, 16, 0) + b"icmp_ct!"
                 nh, off = socket.IPPROTO_UDP, 6
@@ -281,7 +294,10 @@ def send_link(args):
                 ident = (args.ident + i * args.id_step) & 0xFFFF
                 msg = icmp_message(args.icmp_type, args.code, ident, args.seq + i, args)
                 nh, off = socket.IPPROTO_ICMPV6, 2
-            msg = ipv6_checksummed(args.src, args.dst, nh, msg, off)
+            if off is not None:
+                msg = ipv6_checksummed(args.src, args.dst, nh, msg, off)
+                if args.bad_checksum:
+                    msg = msg[:off] + bytes([msg[off] ^ 0xFF]) + msg[off + 1:]
             try:
                 sock.send(eth + ipv6_packet(args.src, args.dst, nh, msg, args.ttl))
                 sent += 1
@@ -323,20 +339,23 @@ def send(args, sock):
     if args.udp_socket:
         return send_udp_socket(args)
     if is_ipv6(args.dst):
-        if args.port_step:
-            raise ValueError("--port-step: not with an IPv6 UDP socket")
+        if args.port_step or args.ip_proto is not None:
+            raise ValueError("--port-step, --ip-proto: not with an IPv6 socket")
         return send_ipv6(args)
     sent = failed = 0
     last_err = None
     for i in range(args.count):
         ident = (args.ident + i * args.id_step) & 0xFFFF
-        if args.udp is not None:
+        if args.ip_proto is not None:
+            pkt = ip_packet(args.src, args.dst, bytes.fromhex(args.data or ""), args.ttl,
+                            args.ip_proto, args.ip_version)
+        elif args.udp is not None:
             sport = (args.sport + i * args.port_step) & 0xFFFF
             pkt = ip_packet(args.src, args.dst, udp_datagram(sport, args.udp), args.ttl,
-                            socket.IPPROTO_UDP)
+                            socket.IPPROTO_UDP, args.ip_version)
         else:
             msg = icmp_message(args.icmp_type, args.code, ident, args.seq + i, args)
-            pkt = ip_packet(args.src, args.dst, msg, args.ttl)
+            pkt = ip_packet(args.src, args.dst, msg, args.ttl, version=args.ip_version)
         try:
             sock.sendto(pkt, (args.dst, 0))
             sent += 1

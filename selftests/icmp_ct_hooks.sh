@@ -37,14 +37,20 @@ ktap_expect_eq "A: /proc/net/ip_conntrack has mode 0440" "-r--r-----" \
 ktap_expect_eq "init ns: /proc/net/ip_conntrack has mode 0440" "-r--r-----" \
 	"$(stat -L -c %A "$ICMP_CT_PROC" 2>&1)"
 
-# Every stat line, in the documented order, with a number.
+# Every stat line is "name value": first the documented counters in their order, then
+# further ones (contract.rst), among them the invalid_<reason> counters.
 check_stat_format()
 {
-	local ns=$1 names
+	local ns=$1 file names
 
-	names=$(stat_dump "$ns" | awk '$2 ~ /^[0-9]+$/ && NF == 2 { print $1 }' | tr '\n' ' ')
-	[ "$names" = "${ICMP_CT_STAT_NAMES[*]} " ] && return 0
-	ktap_msg "stat file of ${ns:-init}:" "$(stat_dump "$ns" 2>&1)"
+	file=$(stat_dump "$ns")
+	names=$(awk '$1 ~ /^[a-z0-9_]+$/ && $2 ~ /^[0-9]+$/ && NF == 2 { print $1 }' <<<"$file")
+	[ "$(wc -l <<<"$names")" = "$(wc -l <<<"$file")" ] &&
+		[ "$(head -n ${#ICMP_CT_STAT_NAMES[@]} <<<"$names" | tr '\n' ' ')" = \
+			"${ICMP_CT_STAT_NAMES[*]} " ] &&
+		tail -n +$((${#ICMP_CT_STAT_NAMES[@]} + 1)) <<<"$names" | grep -q '^invalid_' &&
+		return 0
+	ktap_msg "stat file of ${ns:-init}:" "$file"
 	return 1
 }
 ktap_check "A: /proc/net/stat/icmp_ct lists every counter as 'name value'" check_stat_format "$A"

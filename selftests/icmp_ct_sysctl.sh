@@ -39,6 +39,7 @@ KNOBS=(
 	"ip_ct_drop_invalid 0 0 1"
 	"ip_ct_drop_fragments 0 0 1"
 	"ip_ct_log_invalid 0 0 1"
+	"ip_ct_max_per_source 0 0 2147483647"
 )
 
 require_module

@@ -8,11 +8,13 @@
 pub(crate) mod delayed_work;
 pub(crate) mod jiffies;
 pub(crate) mod log;
+pub(crate) mod module_param;
 pub(crate) mod net;
 pub(crate) mod netfilter;
 pub(crate) mod percpu;
 pub(crate) mod pernet;
 pub(crate) mod procfs;
+pub(crate) mod race_window;
 pub(crate) mod rcu;
 pub(crate) mod skb;
 pub(crate) mod slab;

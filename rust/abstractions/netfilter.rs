@@ -31,7 +31,8 @@ pub(crate) enum HookPoint {
 }
 
 impl HookPoint {
-    fn to_raw(self) -> u32 {
+    /// The kernel's `NF_INET_*` number.
+    pub(crate) fn to_raw(self) -> u32 {
         match self {
             HookPoint::PreRouting => bindings::ICMP_CT_NF_INET_PRE_ROUTING,
             HookPoint::LocalIn => bindings::ICMP_CT_NF_INET_LOCAL_IN,

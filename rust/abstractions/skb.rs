@@ -2,6 +2,7 @@
 
 //! Socket buffers (`struct sk_buff`), as the netfilter hooks see them.
 
+use crate::abstractions::netfilter::HookPoint;
 use crate::bindings;
 use crate::proto::addr::Family;
 use crate::proto::reader::PacketBytes;
@@ -127,11 +128,26 @@ impl SkBuff {
     /// Whether the transport checksum of a packet of `family` whose transport header starts
     /// at `offset` is correct (`nf_checksum`: the IPv4 or IPv6 pseudo-header, hardware
     /// verification when present).
-    pub(crate) fn checksum_ok(&self, family: Family, hook: u32, offset: u32, protocol: u8) -> bool {
+    pub(crate) fn checksum_ok(
+        &self,
+        family: Family,
+        hook: HookPoint,
+        offset: u32,
+        protocol: u8,
+    ) -> bool {
         let pf = crate::abstractions::netfilter::nfproto(family);
+        let hook = hook.to_raw();
         // SAFETY: the packet is live and owned by the hook; `nf_checksum` may mark the
         // checksum verified, which the caller's ownership allows.
         unsafe { bindings::nf_checksum(self.as_ptr(), hook, offset, protocol, pf.into()) == 0 }
+    }
+
+    /// Whether the packet's transport checksum is known to be correct without computing it:
+    /// verified by hardware, or by an earlier `checksum_ok` on this packet, which leaves its
+    /// result in the packet (`skb_csum_unnecessary`).
+    pub(crate) fn checksum_verified(&self) -> bool {
+        // SAFETY: the packet is live.
+        unsafe { bindings::icmp_ct_skb_csum_verified(self.as_ptr()) }
     }
 
     /// Whether the raw table exempted the packet from connection tracking (`notrack`).

@@ -7,6 +7,7 @@
 //! the table's own allocation as `AtomicI32`s (same layout as `int`), so readers in the packet
 //! path load them without locks while a writer stores them.
 
+use crate::abstractions::module_param::IntParam;
 use crate::abstractions::net::Net;
 use crate::abstractions::pernet::{self, PernetData};
 use crate::bindings;
@@ -16,10 +17,11 @@ use kernel::str::CStr;
 
 /// Where a sysctl's value lives and who may change it.
 pub(crate) enum KnobKind {
-    /// A value of this namespace, starting at `default`, writable by the namespace's root.
+    /// A value of this namespace, starting at its module parameter's value, writable by the
+    /// namespace's root.
     PerNet {
-        /// The initial value.
-        default: i32,
+        /// The module parameter holding the initial value.
+        start: &'static IntParam,
     },
     /// A read-only value computed on each read by [`SysctlComputed::computed`].
     Computed,
@@ -113,7 +115,7 @@ impl<const N: usize> SysctlTable<N> {
             table: core::array::from_fn(|_| bindings::ctl_table::default()),
             values: core::array::from_fn(|i| {
                 AtomicI32::new(match knobs.get(i).map(|knob| &knob.kind) {
-                    Some(KnobKind::PerNet { default }) => *default,
+                    Some(KnobKind::PerNet { start }) => start.get(),
                     _ => 0,
                 })
             }),

@@ -20,6 +20,7 @@
 //! rhashtable calls. A flow whose reply key is its original key has one node.
 
 mod entry;
+mod sources;
 mod walks;
 
 pub(crate) use entry::{Dir, Entry, EntryRef, NewEntry, WindowsGuard};
@@ -28,6 +29,7 @@ pub(crate) use walks::{Listing, TableListing};
 use entry::raw_key;
 use walks::GcWalker;
 
+use crate::abstractions::race_window::RaceWindow;
 use crate::abstractions::rcu::RcuGuard;
 use crate::abstractions::slab;
 use crate::abstractions::spinlock_bh::SpinLockBh;
@@ -48,6 +50,8 @@ pub(crate) enum InsertError {
     /// One of the keys is already in the table (another CPU won a race), or the table
     /// could not grow.
     Clash,
+    /// The source is at `ip_ct_max_per_source` and had no entry to lose.
+    Quota,
 }
 
 /// What an insertion may do with an entry found while making room.
@@ -133,8 +137,10 @@ impl Table {
 
     /// Opens again the closed entry whose original tuple is `tuple`, with state `word`,
     /// `deadline` and its request's time `request_us`, in place of inserting a new entry:
-    /// true if it did. Not when the table
-    /// holds `limit` entries (an insertion decides what to evict then).
+    /// true if it did. Not when the table holds `limit` entries, nor when its source is at
+    /// `quota` (an insertion decides what to evict then).
+    // Each field of the reopened entry comes in here: they are set before it is live.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn reopen(
         &self,
         tuple: &Tuple,
@@ -142,6 +148,7 @@ impl Table {
         deadline: u32,
         request_us: u32,
         limit: u32,
+        quota: u32,
         rcu: &RcuGuard,
     ) -> bool {
         let Some((entry, Dir::Original)) = self.lookup_key(&Key::of(tuple), rcu) else {
@@ -149,6 +156,11 @@ impl Table {
         };
         let current = entry.state().load(Ordering::Acquire);
         if !entry_word::is_closed(current) || entry.is_single() || self.count() >= limit {
+            return false;
+        }
+        // Looked up before the entry opens (see `sources`), its slot taken before it is live.
+        let source = self.node_of(entry, rcu);
+        if source.is_some_and(|node| !node.take_for_reopen(quota)) {
             return false;
         }
         // Before it is live, so that nobody sees it live and expired.
@@ -160,6 +172,8 @@ impl Table {
             .is_ok();
         if opened {
             self.count.fetch_add(1, Ordering::Relaxed);
+        } else if let Some(node) = source {
+            node.give_back();
         }
         opened
     }
@@ -194,27 +208,42 @@ impl Table {
         Some((EntryRef { table: self, entry }, dir))
     }
 
-    /// Inserts `new`. When the table holds `limit` entries, first looks at a few entries for
-    /// one that `evict` allows removing.
+    /// Inserts `new`. With `quota` (`ip_ct_max_per_source`) nonzero, counts it in its
+    /// source, which first loses its oldest entry it may lose when at its quota. When the
+    /// table holds `limit` entries, first looks at a few entries for one that `evict` allows
+    /// removing.
     pub(crate) fn insert(
         &self,
         new: NewEntry,
         limit: u32,
+        quota: u32,
         evict: impl Fn(&Entry) -> Eviction,
     ) -> Result<Evicted, InsertError> {
         let rcu = RcuGuard::new();
         let writer = self.writer.lock();
         let mut evicted = Evicted::default();
+        let entry = new.entry();
+        // Before making room: a source at its quota makes room from its own entries.
+        let slot = match quota {
+            0 => None,
+            _ => Some(self.take_quota_slot(entry, quota, &rcu, &mut evicted)?),
+        };
+        let give_back = |slot: Option<sources::Slot<'_>>| {
+            if let Some(slot) = slot {
+                self.give_back(slot);
+            }
+        };
         // Closed entries take room too, but only up to `limit` more than the entries.
         let full = || self.count() >= limit || self.linked() >= limit.saturating_mul(2);
         if self.linked() >= limit {
             self.make_room(&rcu, &evict, self.count() >= limit, &mut evicted);
             if full() {
+                give_back(slot);
                 return Err(InsertError::Full);
             }
         }
-        let entry = new.entry();
         let (Some(key0), Some(key1)) = (entry.key(Dir::Original), entry.key(Dir::Reply)) else {
+            give_back(slot);
             return Err(InsertError::Clash);
         };
         let single = entry.is_single();
@@ -227,6 +256,7 @@ impl Table {
                 bindings::icmp_ct_table_insert(self.raw(), &mut (*raw).node[0], &raw_key(&key0))
             };
             if status == 0 && !single {
+                RaceWindow::InsertHalfway.hold();
                 // SAFETY: as above, for node 1.
                 status = unsafe {
                     bindings::icmp_ct_table_insert(self.raw(), &mut (*raw).node[1], &raw_key(&key1))
@@ -242,6 +272,9 @@ impl Table {
                 // SAFETY: every node is hashed; the entry joins the list under the writer
                 // lock, which every list change holds.
                 unsafe { bindings::icmp_ct_table_link(self.raw(), raw) };
+                if let Some(slot) = slot {
+                    self.linked_in_source(slot, entry);
+                }
                 // Confirmed: matched and removable from now on, owned by the table.
                 entry
                     .state()
@@ -253,6 +286,7 @@ impl Table {
                 break;
             }
         }
+        give_back(slot);
         drop(writer);
         // Node 0 may have been visible for a moment, unconfirmed (so nobody could match or
         // remove it): free it after a grace period, here and nowhere else.
@@ -349,6 +383,8 @@ impl Table {
         {
             return false;
         }
+        // While it is on the list, which its source's `oldest` moves on along.
+        self.unlinked_from_source(entry, entry.state().load(Ordering::Acquire));
         let raw = entry.raw();
         // SAFETY: a dying entry was confirmed (only live or closed entries are marked dying), so all its
         // nodes are hashed and it is listed; `unlinked` makes this run once per entry; the

@@ -23,6 +23,8 @@ pub mod icmp_types;
 pub mod ipv4;
 pub mod ipv6;
 pub mod key;
+pub mod packet;
+pub mod quota;
 pub mod reader;
 pub mod rtt;
 pub mod state;

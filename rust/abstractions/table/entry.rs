@@ -5,6 +5,7 @@
 
 use super::Table;
 use crate::abstractions::jiffies;
+use crate::abstractions::rcu::RcuGuard;
 use crate::abstractions::slab;
 use crate::bindings;
 use crate::proto::entry_word;
@@ -70,7 +71,7 @@ impl Entry {
         self.original_key().tuple()
     }
 
-    fn original_key(&self) -> Key {
+    pub(super) fn original_key(&self) -> Key {
         // SAFETY: by the type invariant the key is initialised and no longer written.
         Key(unsafe { (*self.raw()).key.w })
     }
@@ -204,6 +205,9 @@ impl<'a> EntryRef<'a> {
         if !entry_word::is_live(current) {
             return Err(current);
         }
+        // Looked up before the entry closes (see `sources`).
+        let rcu = RcuGuard::new();
+        let source = self.table.node_of(self.entry, &rcu);
         self.entry.state().compare_exchange(
             current,
             entry_word::closed(),
@@ -211,6 +215,9 @@ impl<'a> EntryRef<'a> {
             Ordering::Relaxed,
         )?;
         self.table.count.fetch_sub(1, Ordering::Relaxed);
+        if let Some(node) = source {
+            node.give_back();
+        }
         Ok(())
     }
 }

@@ -15,9 +15,10 @@ use icmp_ct_proto::flow_state::{self, TcpFlags};
 use icmp_ct_proto::icmp_error::{self, Embedded};
 use icmp_ct_proto::icmp_types::{self, IcmpKind};
 use icmp_ct_proto::key::{Key, KEY_WORDS};
+use icmp_ct_proto::packet::Packet;
 use icmp_ct_proto::reader::{self, PacketBytes, Window};
 use icmp_ct_proto::state::{InvalidReason, State};
-use icmp_ct_proto::tcp_window::{self, TcpSegment, TcpWindows};
+use icmp_ct_proto::tcp_window::{TcpSegment, TcpWindows};
 use icmp_ct_proto::tuple::{self, Tuple, L4};
 use icmp_ct_proto::{icmp, ipv4, ipv6, ParseError};
 
@@ -483,8 +484,7 @@ pub fn checksum(data: &[u8]) {
     }
 }
 
-/// What the tracker makes of one packet, composed from the parsers as the module's packet
-/// path (rust/packet.rs) composes them.
+/// What the tracker makes of one packet, as far as the model table goes.
 #[derive(Debug, PartialEq)]
 enum Parsed {
     Fragment,
@@ -505,91 +505,29 @@ enum Parsed {
     },
 }
 
-fn parse_packet<R: PacketBytes + ?Sized>(bytes: &R) -> Result<Parsed, ParseError> {
-    let version = reader::array::<1, _>(bytes, 0).map_or(4, |[b]| b >> 4);
-    let (family, src, dst, protocol, l4, has_transport) = if version == 6 {
-        let ip = ipv6::read(bytes)?;
-        let (src, dst) = (Addr::from_v6(ip.src), Addr::from_v6(ip.dst));
-        (
-            Family::Ipv6,
-            src,
-            dst,
-            ip.protocol,
-            ip.payload_window(bytes),
-            ip.carries_transport_header(),
-        )
-    } else {
-        let ip = ipv4::read(bytes)?;
-        let (src, dst) = (Addr::from_v4(ip.src), Addr::from_v4(ip.dst));
-        (
-            Family::Ipv4,
-            src,
-            dst,
-            ip.protocol,
-            ip.payload_window(bytes),
-            ip.carries_transport_header(),
-        )
+/// The module's own parse of `bytes` (`Packet::parse`), the family from the version nibble.
+fn parse_packet<R: PacketBytes + ?Sized>(bytes: &R) -> Parsed {
+    let family = match reader::array::<1, _>(bytes, 0) {
+        Some([b]) if b >> 4 == 6 => Family::Ipv6,
+        _ => Family::Ipv4,
     };
-    if !has_transport {
-        return Ok(Parsed::Fragment);
+    match Packet::parse(family, bytes) {
+        Packet::Fragment { .. } => Parsed::Fragment,
+        Packet::Invalid { .. } | Packet::NotTracked => Parsed::Invalid,
+        Packet::Icmp { tuple, kind, .. } => Parsed::Query { tuple, kind },
+        Packet::IcmpError {
+            embedded,
+            icmp_type,
+            code,
+            ..
+        } => Parsed::Error {
+            embedded,
+            family,
+            icmp_type,
+            code,
+        },
+        Packet::Flow { tuple, tcp } => Parsed::Flow { tuple, tcp },
     }
-    Ok(match protocol {
-        p if p == family.icmp_protocol() => {
-            let header = icmp::read(&l4)?;
-            match icmp_types::kind(family, header.icmp_type) {
-                IcmpKind::Error => {
-                    let payload = l4.skip(icmp::HEADER_LEN);
-                    let embedded = match family {
-                        Family::Ipv4 => icmp_error::read_embedded_v4(&payload)?,
-                        Family::Ipv6 => icmp_error::read_embedded_v6(&payload)?,
-                    };
-                    if icmp_error::check_embedded(dst, &embedded).is_err() {
-                        return Ok(Parsed::Invalid);
-                    }
-                    Parsed::Error {
-                        embedded: embedded.tuple,
-                        family,
-                        icmp_type: header.icmp_type,
-                        code: header.code,
-                    }
-                }
-                kind => Parsed::Query {
-                    tuple: Tuple::icmp(
-                        family,
-                        src,
-                        dst,
-                        header.icmp_type,
-                        header.code,
-                        header.id(),
-                    ),
-                    kind,
-                },
-            }
-        }
-        tuple::IPPROTO_TCP => {
-            let mut buffer = [0u8; 60];
-            let bytes = reader::prefix(&l4, 0, &mut buffer);
-            let h = flow_state::parse_tcp(bytes)?;
-            Parsed::Flow {
-                tuple: Tuple::ports(family, src, dst, protocol, h.sport, h.dport),
-                tcp: Some(tcp_window::segment(&h, bytes, l4.len())),
-            }
-        }
-        _ => {
-            let l4 =
-                tuple::l4_from_transport(family, protocol, reader::prefix(&l4, 0, &mut [0; 8]))?;
-            Parsed::Flow {
-                tuple: Tuple {
-                    family,
-                    src,
-                    dst,
-                    protocol,
-                    l4,
-                },
-                tcp: None,
-            }
-        }
-    })
 }
 
 /// One entry of the model table: its two keys and its state word.
@@ -781,9 +719,7 @@ pub fn packets(data: &[u8]) {
         assert_eq!(parse_packet(&Framed::new(packet).window()), parsed);
         tracker.knobs.keep_replied = l0 & 0x80 != 0;
         tracker.knobs.tcp_loose = l0 & 0x40 == 0;
-        if let Ok(parsed) = parsed {
-            tracker.packet(parsed, l0 & 0x20 != 0);
-        }
+        tracker.packet(parsed, l0 & 0x20 != 0);
     }
 }
 

@@ -7,15 +7,16 @@
 use icmp_ct_proto::addr::{Addr, Family};
 use icmp_ct_proto::checksum::{checksum_is_valid, internet_checksum};
 use icmp_ct_proto::conntrack_line::{write_line, LineEntry};
-use icmp_ct_proto::decide::{self, Action, Dir, Knobs, Subject};
+use icmp_ct_proto::decide::{self, Action, Dir, Knobs};
 use icmp_ct_proto::entry_word;
-use icmp_ct_proto::flow_state::{self, Timeouts};
-use icmp_ct_proto::icmp_error;
-use icmp_ct_proto::icmp_types::{self, IcmpKind};
+use icmp_ct_proto::flow_state::Timeouts;
+use icmp_ct_proto::key::Key;
+use icmp_ct_proto::packet::Packet;
+use icmp_ct_proto::quota::{self, Admission, Source};
 use icmp_ct_proto::state::{InvalidReason, State};
-use icmp_ct_proto::tcp_window::{self, TcpWindows};
-use icmp_ct_proto::tuple::{self, Tuple, L4};
-use icmp_ct_proto::{icmp, ipv4, ParseError};
+use icmp_ct_proto::tcp_window::TcpWindows;
+use icmp_ct_proto::tuple::{Tuple, L4};
+use icmp_ct_proto::ParseError;
 
 struct Entry {
     orig: Tuple,
@@ -30,6 +31,8 @@ struct Tracker {
     entries: Vec<Entry>,
     keep_replied: bool,
     timeouts: Timeouts,
+    /// `ip_ct_max_per_source`.
+    quota: u32,
 }
 
 impl Tracker {
@@ -46,70 +49,24 @@ impl Tracker {
             })
     }
 
+    /// One packet through the module's own parse and decision, its ICMP checksum checked as
+    /// on arrival.
     fn packet(&mut self, pkt: &[u8]) -> State {
-        match self.classify(pkt) {
-            Ok(s) => s,
-            Err(r) => State::Invalid(r),
+        let packet = Packet::parse(Family::Ipv4, pkt);
+        if let Packet::Invalid { reason, .. } = packet {
+            return State::Invalid(reason);
         }
-    }
-
-    fn classify(&mut self, pkt: &[u8]) -> Result<State, InvalidReason> {
-        let ip = ipv4::parse(pkt)?;
-        if !ip.carries_transport_header() {
-            return Ok(State::Untracked);
-        }
-        let body = ip.payload(pkt);
-        let (src, dst) = (Addr::from_v4(ip.src), Addr::from_v4(ip.dst));
-        let l4 = tuple::l4_from_transport(Family::Ipv4, ip.protocol, body)?;
-        let t = Tuple {
-            family: Family::Ipv4,
-            src,
-            dst,
-            protocol: ip.protocol,
-            l4,
-        };
-        let (looked_up, kind) = match ip.protocol {
-            1 => {
-                let h = icmp::parse(body)?;
-                if !checksum_is_valid(body) {
-                    return Err(InvalidReason::BadChecksum);
-                }
-                match icmp_types::kind(Family::Ipv4, h.icmp_type) {
-                    IcmpKind::Error => {
-                        let emb = icmp_error::parse_embedded_v4(icmp::payload(body))?;
-                        icmp_error::check_embedded(dst, &emb)?;
-                        (emb.tuple, Some((h.icmp_type, h.code)))
-                    }
-                    _ => (t, None),
-                }
+        if let Packet::Icmp { l4_offset, .. } | Packet::IcmpError { l4_offset, .. } = packet {
+            let icmp = usize::try_from(l4_offset).ok().and_then(|o| pkt.get(o..));
+            if !icmp.is_some_and(checksum_is_valid) {
+                return State::Invalid(InvalidReason::BadChecksum);
             }
-            _ => (t, None),
+        }
+        let Some((subject, looked_up)) = packet.subject(false) else {
+            return State::Untracked;
         };
-        let subject = match (ip.protocol, kind) {
-            (_, Some((icmp_type, code))) => Subject::Error {
-                family: Family::Ipv4,
-                icmp_type,
-                code,
-                local: false,
-            },
-            (1, None) => Subject::Query {
-                tuple: &t,
-                kind: icmp_types::kind(Family::Ipv4, icmp::parse(body)?.icmp_type),
-            },
-            (6, None) => Subject::Flow {
-                tuple: &t,
-                tcp: Some(tcp_window::segment(
-                    &flow_state::parse_tcp(body)?,
-                    body,
-                    body.len(),
-                )),
-            },
-            _ => Subject::Flow {
-                tuple: &t,
-                tcp: None,
-            },
-        };
-        let found = self.find(&looked_up);
+        let t = *looked_up;
+        let found = self.find(&t);
         let view = found.map(|(i, dir)| decide::Found {
             dir,
             word: self.entries[i].word,
@@ -119,7 +76,10 @@ impl Tracker {
             keep_replied: self.keep_replied,
             tcp_loose: true,
         };
-        let d = decide::decide(&subject, view.as_ref(), &knobs);
+        let mut d = decide::decide(&subject, view.as_ref(), &knobs);
+        if let Action::Create { .. } = d.action {
+            d = self.within_quota(d, &t);
+        }
         match (d.action, found) {
             (Action::Nothing, _) => {}
             (
@@ -156,7 +116,26 @@ impl Tracker {
             }
             (action, None) => panic!("{action:?} without an entry"),
         }
-        Ok(d.state)
+        d.state
+    }
+
+    /// The quota as the kernel applies it: the source's count and its oldest entry it may
+    /// lose (the table is in creation order, oldest first), evicted when admitted over it.
+    fn within_quota(&mut self, d: decide::Decision, t: &Tuple) -> decide::Decision {
+        let source = Source::of(&Key::of(t));
+        let own: Vec<usize> = (0..self.entries.len())
+            .filter(|&i| Source::of(&Key::of(&self.entries[i].orig)) == source)
+            .collect();
+        let count = own.len() as u32;
+        let loses = own
+            .iter()
+            .copied()
+            .find(|&i| quota::may_lose(self.entries[i].word, false));
+        let admission = quota::admit(self.quota, count, loses.is_some());
+        if let (Admission::EvictOwnOldest, Some(i)) = (admission, loses) {
+            self.entries.remove(i);
+        }
+        quota::limit(d, admission)
     }
 
     fn lines(&self) -> String {
@@ -453,4 +432,70 @@ fn tcp_and_generic() {
         ct.packet(&ip4([10, 0, 0, 2], [10, 0, 0, 1], 47, &[0; 4])),
         State::Established
     );
+}
+
+fn ids_from(ct: &Tracker, src: [u8; 4]) -> Vec<u16> {
+    ct.entries
+        .iter()
+        .filter(|e| e.orig.src == Addr::from_v4(src))
+        .filter_map(|e| match e.orig.l4 {
+            L4::Icmp { id, .. } => Some(id),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn quota_flood_takes_only_its_own_entries() {
+    const S: [u8; 4] = [192, 168, 1, 66];
+    let mut ct = Tracker {
+        quota: 3,
+        keep_replied: true,
+        ..Default::default()
+    };
+    // A's answered flow and A's unanswered request, then a flood from S.
+    assert_eq!(ct.packet(&ping(A, B, 8, 1, 1)), State::New);
+    assert_eq!(ct.packet(&ping(B, A, 0, 1, 1)), State::Established);
+    assert_eq!(ct.packet(&ping(A, B, 8, 2, 1)), State::New);
+    for id in 100..110 {
+        assert_eq!(ct.packet(&ping(S, B, 8, id, 1)), State::New);
+    }
+    assert_eq!(ids_from(&ct, A), [1, 2]);
+    // Each request over the quota took S's oldest [UNREPLIED] entry.
+    assert_eq!(ids_from(&ct, S), [107, 108, 109]);
+    // Replies and requests of existing entries never count.
+    assert_eq!(ct.packet(&ping(B, S, 0, 109, 1)), State::Established);
+    assert_eq!(ct.packet(&ping(S, B, 8, 109, 2)), State::Established);
+    assert_eq!(ids_from(&ct, S), [107, 108, 109]);
+}
+
+#[test]
+fn quota_with_nothing_to_lose_is_invalid() {
+    let mut ct = Tracker {
+        quota: 2,
+        keep_replied: true,
+        ..Default::default()
+    };
+    for id in [1, 2] {
+        assert_eq!(ct.packet(&ping(A, B, 8, id, 1)), State::New);
+        assert_eq!(ct.packet(&ping(B, A, 0, id, 1)), State::Established);
+    }
+    assert_eq!(
+        ct.packet(&ping(A, B, 8, 3, 1)),
+        State::Invalid(InvalidReason::Quota)
+    );
+    assert_eq!(ids_from(&ct, A), [1, 2]);
+    // Its reply then matches nothing; UDP from the same source is refused too.
+    assert_eq!(
+        ct.packet(&ping(B, A, 0, 3, 1)),
+        State::Invalid(InvalidReason::UnsolicitedReply)
+    );
+    assert_eq!(
+        ct.packet(&udp(A, B, 5000, 53)),
+        State::Invalid(InvalidReason::Quota)
+    );
+    // Another source has its own quota; 0 is no limit.
+    assert_eq!(ct.packet(&ping(R, B, 8, 3, 1)), State::New);
+    ct.quota = 0;
+    assert_eq!(ct.packet(&ping(A, B, 8, 3, 1)), State::New);
 }
