@@ -84,6 +84,9 @@ struct icmp_ct_entry {
 	__u32 deadline; /* low 32 bits of jiffies; timeouts stay below 2^31 jiffies */
 	__u32 unlinked; /* 1 once taken out of the table (under the table's writer lock) */
 	struct rcu_head rcu;
+	/* Query entries' round trips (rust/proto/rtt.rs): low 32 bits of microseconds. */
+	__u32 request_us; /* when the request that created or last refreshed it passed */
+	__u32 rtt_us; /* from that request to the reply that answered it */
 };
 
 /* Words of TCP sequence state (rust/proto/tcp_window.rs, TcpWindows::to_words). */

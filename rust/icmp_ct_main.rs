@@ -14,6 +14,7 @@ mod packet;
 mod packet_path;
 mod procfiles;
 pub mod proto;
+mod rtt_stats;
 mod stats;
 mod sysctls;
 

@@ -398,6 +398,9 @@ bool icmp_ct_schedule_delayed_work(struct delayed_work *work, unsigned long dela
 	return queue_delayed_work(system_power_efficient_wq, work, delay);
 }
 
+/* Entries other than TCP ones stay one 128-byte slab object (design.rst, "Memory per entry"). */
+static_assert(sizeof(struct icmp_ct_entry) <= 128);
+
 struct kmem_cache *icmp_ct_entry_cache_create(void)
 {
 	return kmem_cache_create("icmp_ct_entry", sizeof(struct icmp_ct_entry), 0,

@@ -11,8 +11,9 @@ use crate::abstractions::pernet::{PernetData, PernetId};
 use crate::abstractions::procfs::{ProcDir, ProcEntry};
 use crate::abstractions::sysctl::{SysctlComputed, SysctlTable};
 use crate::abstractions::table::{Listing, Table};
-use crate::procfiles::{StatFile, TypeStatFile};
+use crate::procfiles::{RttStatFile, StatFile, TypeStatFile};
 use crate::proto::addr::Family;
+use crate::rtt_stats::RttStats;
 use crate::stats::{Counter, Stats, TypeStats};
 use crate::sysctls::{self, Knob};
 use kernel::c_str;
@@ -84,6 +85,7 @@ pub(crate) struct NetState {
     _conntrack_file: ProcEntry,
     _stat_file: ProcEntry,
     _type_stat_file: ProcEntry,
+    _rtt_stat_file: ProcEntry,
     sysctls: SysctlTable<{ Knob::COUNT }>,
     /// The connection table.
     pub(crate) table: Table,
@@ -91,6 +93,8 @@ pub(crate) struct NetState {
     pub(crate) stats: Stats,
     /// Counters of `/proc/net/stat/icmp_ct_types`.
     pub(crate) type_stats: TypeStats,
+    /// Echo round trips, `/proc/net/stat/icmp_ct_rtt`.
+    pub(crate) rtt: RttStats,
     /// Where the namespace's log lines go, if anywhere.
     pub(crate) log: NamespaceLog,
 }
@@ -143,6 +147,7 @@ impl PernetData for NetState {
         let table = Table::new()?;
         let stats = Stats::new()?;
         let type_stats = TypeStats::new()?;
+        let rtt = RttStats::new()?;
         let gc = DelayedWork::new(net)?;
         let sysctls = SysctlTable::register::<NetState>(net, sysctls::PATH, &sysctls::KNOBS)?;
         let stat_file =
@@ -153,6 +158,8 @@ impl PernetData for NetState {
             c_str!("icmp_ct_types"),
             0o444,
         )?;
+        let rtt_stat_file =
+            ProcEntry::single::<RttStatFile>(net, ProcDir::NetStat, c_str!("icmp_ct_rtt"), 0o444)?;
         let conntrack_file =
             ProcEntry::seq::<Listing<NetState>>(net, ProcDir::Net, c_str!("ip_conntrack"), 0o440)?;
         // Last, so that no packet is seen before the rest exists.
@@ -164,10 +171,12 @@ impl PernetData for NetState {
                 _conntrack_file: conntrack_file,
                 _stat_file: stat_file,
                 _type_stat_file: type_stat_file,
+                _rtt_stat_file: rtt_stat_file,
                 sysctls,
                 table,
                 stats,
                 type_stats,
+                rtt,
                 log: NamespaceLog::new(net),
             },
             GFP_KERNEL,

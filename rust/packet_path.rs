@@ -15,18 +15,20 @@ use crate::abstractions::netfilter::{HookPoint, NetHooks, Verdict};
 use crate::abstractions::race_window::RaceWindow;
 use crate::abstractions::rcu::RcuGuard;
 use crate::abstractions::skb::SkBuff;
-use crate::abstractions::table::{EntryRef, Eviction, InsertError, NewEntry, WindowsGuard};
+use crate::abstractions::table::{Entry, EntryRef, Eviction, InsertError, NewEntry, WindowsGuard};
 use crate::net_state::NetState;
 use crate::packet;
 use crate::proto::addr::Family;
-use crate::proto::decide::{self, Action, Decision, Knobs};
+use crate::proto::decide::{self, Action, Decision, Knobs, Subject};
 use crate::proto::entry_word;
 use crate::proto::flow_state::TimeoutKind;
 use crate::proto::packet::Packet;
 use crate::proto::quota;
+use crate::proto::rtt::{self, Timing};
 use crate::proto::state::{InvalidReason, State};
 use crate::proto::tcp_window::TcpWindows;
 use crate::proto::tuple::Tuple;
+use crate::rtt_stats;
 use crate::stats::Counter;
 use crate::sysctls::Knob;
 use core::sync::atomic::Ordering;
@@ -76,6 +78,15 @@ enum Applied {
     Done,
     /// The entry stopped being live under us: look the tuple up again.
     Gone,
+}
+
+/// What `subject`, applied to an entry whose word was `before` (`None`: creating it), does
+/// with the round-trip clock.
+fn timing(subject: &Subject<'_>, before: Option<u64>) -> Timing {
+    match subject {
+        Subject::Query { tuple, kind } => rtt::timing(tuple.family, *kind, before),
+        _ => Timing::None,
+    }
 }
 
 impl NetState {
@@ -257,7 +268,14 @@ impl NetState {
                         timeout,
                         windows,
                     },
-                ) => match self.create(tuple, word, timeout, windows.as_ref(), &rcu) {
+                ) => match self.create(
+                    tuple,
+                    word,
+                    timeout,
+                    windows.as_ref(),
+                    timing(&subject, None),
+                    &rcu,
+                ) {
                     Some(verdict) => return verdict,
                     None => Applied::Gone,
                 },
@@ -267,9 +285,12 @@ impl NetState {
                     }
                     Applied::Done
                 }
-                (Some(found), _) => self.apply(&found, decision, |view| {
-                    decide::decide(&subject, Some(view), &knobs)
-                }),
+                (Some(found), _) => self.apply(
+                    &found,
+                    decision,
+                    |view| decide::decide(&subject, Some(view), &knobs),
+                    |before| self.time(&found.entry, timing(&subject, Some(before))),
+                ),
                 (None, _) => Applied::Done,
             };
             if let Applied::Done = applied {
@@ -292,19 +313,24 @@ impl NetState {
         word: u64,
         timeout: TimeoutKind,
         windows: Option<&TcpWindows>,
+        timing: Timing,
         rcu: &RcuGuard,
     ) -> Option<Verdict> {
         let deadline = self.timeout_deadline(timeout);
+        let request_us = match timing {
+            Timing::Request => rtt_stats::now_us(),
+            _ => 0,
+        };
         let limit = u32::try_from(self.sysctl(Knob::ConntrackMax)).unwrap_or(0);
         // The entry a reply closed, if it is still there: cheaper than a new one.
         if self
             .table
-            .reopen(tuple, word, deadline, limit, self.quota(), rcu)
+            .reopen(tuple, word, deadline, request_us, limit, self.quota(), rcu)
         {
             self.stats.inc(Counter::Insert);
             return Some(Verdict::Accept);
         }
-        match self.insert(tuple, word, deadline, windows) {
+        match self.insert(tuple, word, deadline, windows, request_us) {
             Err(InsertError::Clash) => None,
             Err(InsertError::Full) => Some(Verdict::Drop),
             // Lost a race for the source's last slot after classification found one.
@@ -316,12 +342,14 @@ impl NetState {
     /// Applies `decision`'s update or close to `found` in one compare-and-swap of its state
     /// word (closing marks the entry so in the same step, so that no packet counted after
     /// that is lost with it); when another CPU changed the word first, decides again on the
-    /// word it left (`redecide`). Stores that change nothing are skipped.
+    /// word it left (`redecide`). Stores that change nothing are skipped. `applied` gets the
+    /// word the packet was applied to.
     fn apply(
         &self,
         found: &Found<'_>,
         mut decision: Decision,
         redecide: impl Fn(&decide::Found) -> Decision,
+        applied: impl FnOnce(u64),
     ) -> Applied {
         let word = found.entry.state();
         let mut current = found.view.word;
@@ -335,7 +363,10 @@ impl NetState {
                 _ => return Applied::Done,
             };
             match result {
-                Ok(()) => break,
+                Ok(()) => {
+                    applied(current);
+                    break;
+                }
                 Err(actual) if entry_word::is_live(actual) => {
                     current = actual;
                     decision = redecide(&decide::Found {
@@ -369,6 +400,25 @@ impl NetState {
         Applied::Done
     }
 
+    /// Reads the clock for a query packet applied to `entry`: the request's time, or the
+    /// round trip its reply ends (counted in the histogram for echo).
+    fn time(&self, entry: &Entry, timing: Timing) {
+        match timing {
+            Timing::None => {}
+            Timing::Request => entry
+                .request_us()
+                .store(rtt_stats::now_us(), Ordering::Relaxed),
+            Timing::Answer { echo } => {
+                let request_us = entry.request_us().load(Ordering::Relaxed);
+                let us = rtt::elapsed(request_us, rtt_stats::now_us());
+                entry.rtt_us().store(us, Ordering::Relaxed);
+                if echo {
+                    self.rtt.record(us);
+                }
+            }
+        }
+    }
+
     /// Inserts a new entry, making room when the table is full. `Err(Full)` means the packet
     /// must be dropped.
     fn insert(
@@ -377,6 +427,7 @@ impl NetState {
         word: u64,
         deadline: u32,
         windows: Option<&TcpWindows>,
+        request_us: u32,
     ) -> Result<(), InsertError> {
         let Some(mut new) = NewEntry::new(original, word, deadline) else {
             self.stats.inc(Counter::InsertFailed);
@@ -385,6 +436,7 @@ impl NetState {
         if let Some(windows) = windows {
             new.set_windows(windows);
         }
+        new.set_request_us(request_us);
         let limit = u32::try_from(self.sysctl(Knob::ConntrackMax)).unwrap_or(0);
         let now = jiffies::now();
         let result = self.table.insert(new, limit, self.quota(), |entry| {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The procfs files: `/proc/net/ip_conntrack` and `/proc/net/stat/icmp_ct`.
+//! The procfs files: `/proc/net/ip_conntrack`, `/proc/net/stat/icmp_ct` and its siblings.
 
 use crate::abstractions::jiffies;
 use crate::abstractions::procfs::{ProcShow, SeqWriter};
@@ -60,6 +60,17 @@ impl ProcShow for TypeStatFile {
     }
 }
 
+/// `/proc/net/stat/icmp_ct_rtt`: the echo round-trip histogram (`proto::rtt`).
+pub(crate) struct RttStatFile;
+
+impl ProcShow for RttStatFile {
+    type Data = NetState;
+
+    fn show(data: &NetState, out: &mut SeqWriter) -> fmt::Result {
+        data.rtt.histogram().write(out)
+    }
+}
+
 /// `/proc/net/ip_conntrack`: one line per live entry, the tutorial's format.
 impl TableListing for NetState {
     fn table(&self) -> &Table {
@@ -75,11 +86,16 @@ impl TableListing for NetState {
             return Ok(());
         };
         let word = entry.state().load(Ordering::Relaxed);
-        let (assured, tcp_state) = match tuple.l4 {
-            L4::Icmp { .. } => (false, None),
+        let unreplied = entry_word::is_unreplied(word);
+        let (assured, tcp_state, rtt_us) = match tuple.l4 {
+            L4::Icmp { .. } => (
+                false,
+                None,
+                (!unreplied).then(|| entry.rtt_us().load(Ordering::Relaxed)),
+            ),
             _ => {
                 let flow = entry_word::unpack_flow(word);
-                (flow.assured, flow.tcp)
+                (flow.assured, flow.tcp, None)
             }
         };
         let line = LineEntry {
@@ -88,9 +104,10 @@ impl TableListing for NetState {
                 entry.deadline().load(Ordering::Relaxed),
                 jiffies::now(),
             ),
-            unreplied: entry_word::is_unreplied(word),
+            unreplied,
             assured,
             tcp_state,
+            rtt_us,
             use_count: 1,
         };
         conntrack_line::write_line(out, &line)

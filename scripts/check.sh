@@ -79,6 +79,10 @@ check_shell() {
 	shellcheck scripts/*.sh .ci/run rust/proto/fuzz/run.sh && (cd selftests && shellcheck -x ./*.sh)
 }
 
+check_python() {
+	pyflakes3 scripts/*.py scripts/icmp_ct-top selftests/*.py bench/*.py
+}
+
 build_module_clippy() {
 	# Clippy only looks at what it compiles: force the crate to be rebuilt.
 	rm -f rust/icmp_ct_main.o
@@ -114,7 +118,7 @@ lanes=$(($(nproc) + 1))
 normal_longest_first=(icmp_ct_dkms.sh icmp_ct_queries.sh icmp_ct_ipv6.sh icmp_ct_table.sh icmp_ct_related.sh
 	icmp_ct_stress.sh icmp_ct_hostile_frames.sh
 	icmp_ct_bench_smoke.sh icmp_ct_policies.sh icmp_ct_rmmod_flood.sh icmp_ct_flows.sh icmp_ct_tcp.sh icmp_ct_nat.sh
-	nf_conntrack_icmp_related_baseline.sh icmp_ct_invalid.sh icmp_ct_quota.sh icmp_ct_icmp_related.sh
+	nf_conntrack_icmp_related_baseline.sh icmp_ct_invalid.sh icmp_ct_quota.sh icmp_ct_rtt.sh icmp_ct_icmp_related.sh
 	icmp_ct_timeouts.sh icmp_ct_netns.sh icmp_ct_hooks.sh icmp_ct_load.sh icmp_ct_sysctl.sh)
 debug_longest_first=(icmp_ct_hostile_frames.sh icmp_ct_stress.sh
 	icmp_ct_queries.sh icmp_ct_related.sh icmp_ct_ipv6.sh icmp_ct_table.sh
@@ -321,6 +325,7 @@ step "rustfmt clean (tree's .rustfmt.toml)" check_rustfmt
 step "no panic path linked (nm -u)" check_no_panic
 step "source policy (no unsafe in proto, SAFETY comments, modinfo)" check_source_policy
 step "shell scripts are shellcheck clean" check_shell
+step "Python scripts are pyflakes clean" check_python
 step "Documentation is valid reStructuredText" /usr/bin/python3 scripts/rst-lint.py \
 	Documentation/*.rst
 step "check-kdir.sh refuses unfit kernel trees" scripts/check-kdir-test.sh

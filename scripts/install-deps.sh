@@ -13,7 +13,7 @@ APT_PACKAGES=(
 	linux-source-6.12 clang lld llvm libclang-dev
 	qemu-system-x86 udev iproute2 nftables iputils-ping kmod
 	flex bison bc libelf-dev libssl-dev cpio rsync xz-utils
-	python3-scapy python3-docutils busybox-static shellcheck
+	python3-scapy python3-docutils busybox-static shellcheck pyflakes3
 	netsniff-ng python3-matplotlib dkms
 )
 

@@ -191,7 +191,7 @@ from_b tcp_rst_or_fin_outside_the_window "TCP RST 1 MB past the window" \
 tl_sysctl_set "$A" ip_ct_icmp_keep_replied 1 || ktap_msg "keep_replied=1: $SYSCTL_ERR"
 tl_sysctl_set "$A" ip_ct_max_per_source 1 || ktap_msg "max_per_source=1: $SYSCTL_ERR"
 craft "$B" --dst $A_IP --type 8 --id 610 || ktap_msg "echo request 610 failed"
-answered_610() { ct_find "$A" $B_IP $A_IP 8 0 610 | grep -qv UNREPLIED; }
+answered_610() { ct_find "$A" "$B_IP" "$A_IP" 8 0 610 | grep -qv UNREPLIED; }
 tl_wait_until 3 answered_610 || ktap_msg "B's entry 610 is not answered: $(ct_list "$A")"
 tl_gate "$A" "icmp type 8" || ktap_msg "cannot add the gate in A"
 from_b source_over_its_quota "echo requests from a source at its quota, nothing unreplied" \

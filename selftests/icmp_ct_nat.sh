@@ -101,7 +101,7 @@ expect_deltas "nat: at R the requests are NEW and the de-NATed replies ESTABLISH
 sysctl_set "$R" ip_ct_icmp_keep_replied 1 || ktap_msg "ip_ct_icmp_keep_replied: $SYSCTL_ERR"
 ns_exec "$C" ping -n -c 1 -W 5 10.0.3.1 >/dev/null 2>&1
 expect_line "nat: R lists the answered ping with the inside addresses in both directions" "$R" \
-	"icmp     1 @T@ src=10.0.1.1 dst=10.0.3.1 type=8 code=0 id=@N@ src=10.0.3.1 dst=10.0.1.1 type=0 code=0 id=@N@ use=1" \
+	"icmp     1 @T@ src=10.0.1.1 dst=10.0.3.1 type=8 code=0 id=@N@ src=10.0.3.1 dst=10.0.1.1 type=0 code=0 id=@N@ rtt=@N@ use=1" \
 	5 30
 sysctl_set "$R" ip_ct_icmp_keep_replied 0
 

@@ -47,7 +47,7 @@ SAVED_STALL=""
 test_cleanup()
 {
 	[ -w "$PARAMS/race_window" ] && echo 0 >"$PARAMS/race_window"
-	[ -n "$SAVED_STALL" ] && echo "$SAVED_STALL" >$STALL
+	[ -n "$SAVED_STALL" ] && echo "$SAVED_STALL" >"$STALL"
 	tl_cleanup
 }
 

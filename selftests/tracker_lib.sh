@@ -313,15 +313,16 @@ ct_absent()
 
 # ct_check_line DESC NS SRC DST TYPE CODE ID RTYPE UNREPLIED(0/1) TMIN TMAX: one subtest: the
 # listing has exactly the tutorial's line for this entry: reply tuple with addresses swapped,
-# type RTYPE, same code and id, "[UNREPLIED]" as asked, and TMIN <= seconds left <= TMAX.
+# type RTYPE, same code and id, "[UNREPLIED]" as asked (otherwise the round trip, "rtt="),
+# and TMIN <= seconds left <= TMAX.
 ct_check_line()
 {
 	local desc=$1 ns=$2 src=$3 dst=$4 type=$5 code=$6 id=$7 rtype=$8 unrepl=$9
-	local tmin=${10} tmax=${11} line flag="" re t
+	local tmin=${10} tmax=${11} line flag="" rtt=" rtt=[0-9]+" re t
 
-	[ "$unrepl" = 1 ] && flag=" \\[UNREPLIED\\]"
+	[ "$unrepl" = 1 ] && flag=" \\[UNREPLIED\\]" && rtt=""
 	re="^$(ct_icmp_proto "$src") ([0-9]+) src=$src dst=$dst type=$type code=$code id=$id$flag"
-	re+=" src=$dst dst=$src type=$rtype code=$code id=$id use=1\$"
+	re+=" src=$dst dst=$src type=$rtype code=$code id=$id$rtt use=1\$"
 	line=$(ct_find "$ns" "$src" "$dst" "$type" "$code" "$id")
 	if [ -z "$line" ]; then
 		ktap_msg "$desc: no entry for src=$src dst=$dst type=$type code=$code id=$id; listing:" \

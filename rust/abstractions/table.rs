@@ -135,15 +135,18 @@ impl Table {
         self.linked.load(Ordering::Relaxed)
     }
 
-    /// Opens again the closed entry whose original tuple is `tuple`, with state `word` and
-    /// `deadline`, in place of inserting a new entry: true if it did. Not when the table
-    /// holds `limit` entries, nor when its source is at `quota` (an insertion decides what to
-    /// evict then).
+    /// Opens again the closed entry whose original tuple is `tuple`, with state `word`,
+    /// `deadline` and its request's time `request_us`, in place of inserting a new entry:
+    /// true if it did. Not when the table holds `limit` entries, nor when its source is at
+    /// `quota` (an insertion decides what to evict then).
+    // Each field of the reopened entry comes in here: they are set before it is live.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn reopen(
         &self,
         tuple: &Tuple,
         word: u64,
         deadline: u32,
+        request_us: u32,
         limit: u32,
         quota: u32,
         rcu: &RcuGuard,
@@ -162,6 +165,7 @@ impl Table {
         }
         // Before it is live, so that nobody sees it live and expired.
         entry.deadline().store(deadline, Ordering::Relaxed);
+        entry.request_us().store(request_us, Ordering::Relaxed);
         let opened = entry
             .state()
             .compare_exchange(current, word, Ordering::AcqRel, Ordering::Relaxed)

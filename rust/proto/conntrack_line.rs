@@ -8,7 +8,8 @@
 //!
 //! Protocol name left-aligned in 8 columns, a space, protocol number,
 //! seconds left; for TCP its state name; the original tuple; `[UNREPLIED]`
-//! while no reply was seen; the reply tuple; `[ASSURED]`; `use=`.
+//! while no reply was seen; the reply tuple; `[ASSURED]`; for a replied query its last
+//! round trip, `rtt=` (microseconds); `use=`.
 
 use core::fmt;
 
@@ -31,6 +32,8 @@ pub struct LineEntry {
     pub assured: bool,
     /// TCP state, shown for TCP entries.
     pub tcp_state: Option<TcpState>,
+    /// A replied query's last round trip in microseconds, shown as `rtt=`.
+    pub rtt_us: Option<u32>,
     /// Reference count shown as `use=`.
     pub use_count: u32,
 }
@@ -80,6 +83,9 @@ pub fn write_line<W: fmt::Write>(w: &mut W, e: &LineEntry) -> fmt::Result {
     if e.assured {
         w.write_str(" [ASSURED]")?;
     }
+    if let Some(rtt) = e.rtt_us {
+        write!(w, " rtt={rtt}")?;
+    }
     writeln!(w, " use={}", e.use_count)
 }
 
@@ -110,6 +116,7 @@ mod tests {
             unreplied: true,
             assured: false,
             tcp_state: None,
+            rtt_us: None,
             use_count: 1,
         };
         assert_eq!(
@@ -136,6 +143,7 @@ mod tests {
             unreplied: false,
             assured: true,
             tcp_state: Some(TcpState::Close),
+            rtt_us: None,
             use_count: 0,
         };
         // No TCP state for a non-TCP entry; no [UNREPLIED] once replied.
@@ -160,11 +168,37 @@ mod tests {
             unreplied: true,
             assured: false,
             tcp_state: None,
+            rtt_us: None,
             use_count: 2,
         };
         assert_eq!(
             line(&e),
             "icmp     1 4 src=1.1.1.1 dst=2.2.2.2 type=3 code=1 id=0 [UNREPLIED] src=2.2.2.2 dst=1.1.1.1 type=3 code=1 id=0 use=2\n"
+        );
+    }
+
+    /// The contract's example: a replied echo entry with its round trip.
+    #[test]
+    fn replied_query_shows_rtt_before_use() {
+        let e = LineEntry {
+            tuple: Tuple::icmp(
+                Family::Ipv4,
+                Addr::from_v4([10, 0, 0, 1]),
+                Addr::from_v4([10, 0, 0, 2]),
+                8,
+                0,
+                126,
+            ),
+            secs_left: 29,
+            unreplied: false,
+            assured: false,
+            tcp_state: None,
+            rtt_us: Some(412),
+            use_count: 1,
+        };
+        assert_eq!(
+            line(&e),
+            "icmp     1 29 src=10.0.0.1 dst=10.0.0.2 type=8 code=0 id=126 src=10.0.0.2 dst=10.0.0.1 type=0 code=0 id=126 rtt=412 use=1\n"
         );
     }
 }

@@ -26,6 +26,7 @@ pub mod key;
 pub mod packet;
 pub mod quota;
 pub mod reader;
+pub mod rtt;
 pub mod state;
 pub mod tcp_window;
 pub mod tuple;

@@ -102,6 +102,19 @@ impl Entry {
         unsafe { AtomicU32::from_ptr(core::ptr::addr_of_mut!((*self.raw()).deadline)) }
     }
 
+    /// When the request that created or last refreshed a query entry passed: the low 32
+    /// bits of a microsecond clock.
+    pub(crate) fn request_us(&self) -> &AtomicU32 {
+        // SAFETY: as for `deadline`.
+        unsafe { AtomicU32::from_ptr(core::ptr::addr_of_mut!((*self.raw()).request_us)) }
+    }
+
+    /// A replied query entry's last round trip, in microseconds.
+    pub(crate) fn rtt_us(&self) -> &AtomicU32 {
+        // SAFETY: as for `deadline`.
+        unsafe { AtomicU32::from_ptr(core::ptr::addr_of_mut!((*self.raw()).rtt_us)) }
+    }
+
     pub(super) fn unlinked(&self) -> &AtomicU32 {
         // SAFETY: as for `deadline`.
         unsafe { AtomicU32::from_ptr(core::ptr::addr_of_mut!((*self.raw()).unlinked)) }
@@ -339,6 +352,13 @@ impl NewEntry {
                 (*raw.cast::<bindings::icmp_ct_tcp_entry>()).windows = windows.to_words();
             }
         }
+    }
+
+    /// Sets when the request that creates a query entry passed (see [`Entry::request_us`]).
+    pub(crate) fn set_request_us(&mut self, request_us: u32) {
+        self.entry()
+            .request_us()
+            .store(request_us, Ordering::Relaxed);
     }
 
     pub(super) fn entry(&self) -> &Entry {

@@ -376,9 +376,10 @@ proptest! {
         unreplied in any::<bool>(),
         assured in any::<bool>(),
         tcp in prop::option::of(prop::sample::select(TcpState::ALL.to_vec())),
+        rtt_us in prop::option::of(any::<u32>()),
         use_count in any::<u32>(),
     ) {
-        let e = LineEntry { tuple: t, secs_left, unreplied, assured, tcp_state: tcp, use_count };
+        let e = LineEntry { tuple: t, secs_left, unreplied, assured, tcp_state: tcp, rtt_us, use_count };
         let mut s = String::new();
         prop_assert!(write_line(&mut s, &e).is_ok());
         prop_assert!(s.ends_with('\n'));
@@ -388,7 +389,8 @@ proptest! {
         prop_assert_eq!(s.contains("[UNREPLIED]"), unreplied);
         prop_assert_eq!(s.contains("[ASSURED]"), assured);
         let head = format!(" {} {} ", t.protocol, secs_left);
-        let tail = format!(" use={use_count}\n");
+        let rtt = rtt_us.map(|us| format!(" rtt={us}")).unwrap_or_default();
+        let tail = format!("{rtt} use={use_count}\n");
         prop_assert!(s.contains(&head));
         prop_assert!(s.ends_with(&tail));
         prop_assert_eq!(s.matches("src=").count(), 2);

@@ -26,6 +26,7 @@ fn entry(tuple: Tuple, secs_left: u32, unreplied: bool, assured: bool) -> LineEn
         unreplied,
         assured,
         tcp_state: None,
+        rtt_us: None,
         use_count: 1,
     }
 }

@@ -154,6 +154,7 @@ impl Tracker {
                 unreplied,
                 assured,
                 tcp_state,
+                rtt_us: None,
                 use_count: 1,
             };
             write_line(&mut s, &le).unwrap();
