@@ -20,7 +20,7 @@
 #    state counter; "unseen" frames (that the IP layer drops before PRE_ROUTING) not at all
 #    (only the echo request that the generator sends after them, as a marker, is NEW).
 #    Each receiver's UDP flow, that the errors are about, is still listed afterwards.
-# 2. Random: HOSTILE_FRAMES frames (default 10000, half from each end, concurrently) mutated
+# 2. Random: HOSTILE_FRAMES frames (default 5000, half from each end, concurrently) mutated
 #    at random from valid ones: 4/5 (all but 20000) dropped right after classification,
 #    then the rest with the drops removed, so that entries are made and the stacks answer
 #    (and their answers are classified too). Every packet the hooks classified got exactly
@@ -40,7 +40,7 @@ source "$(dirname "$(readlink -e "${BASH_SOURCE[0]}")")/lib.sh"
 # shellcheck source=related_lib.sh
 source "$SELFTESTS_DIR/related_lib.sh"
 
-HOSTILE_FRAMES=${HOSTILE_FRAMES:-10000}
+HOSTILE_FRAMES=${HOSTILE_FRAMES:-5000}
 HOSTILE_SEED=${HOSTILE_SEED:-$RANDOM}
 HOSTILE_BOTH_WAYS=${HOSTILE_BOTH_WAYS:-0}
 GEN=$SELFTESTS_DIR/hostile_frames.py

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Everything at once, for STRESS_SECONDS (default 75; `make stress`: 600 on the debug kernel):
+# Everything at once, for STRESS_SECONDS (default 45; `make stress`: 600 on the debug kernel):
 #
 #   ns A (10.78.0.10-49, fd78::10-49) veth0 ---- veth0 (10.78.0.2, fd78::2) ns B
 #
@@ -30,7 +30,7 @@ source "$(dirname "$(readlink -e "${BASH_SOURCE[0]}")")/lib.sh"
 # shellcheck source=related_lib.sh
 source "$SELFTESTS_DIR/related_lib.sh"
 
-STRESS_SECONDS=${STRESS_SECONDS:-75}
+STRESS_SECONDS=${STRESS_SECONDS:-45}
 # Seconds between rmmod/insmod cycles (the module is out for a second of each).
 STRESS_RELOAD=${STRESS_RELOAD:-8}
 TRAFFIC=$SELFTESTS_DIR/stress_traffic.py
