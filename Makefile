@@ -35,16 +35,21 @@ module: $(KERNEL_DEP)
 	@RUSTC="$(RUSTC)" BINDGEN="$(BINDGEN)" scripts/check-kdir.sh "$(KDIR)"
 	$(MODULE_MAKE) modules
 
-# kbuild installs into /lib/modules/<release>/extra (or under INSTALL_MOD_PATH) and runs
-# depmod itself, so that `modprobe icmp_ct` finds the module.
+# kbuild installs into /lib/modules/<release>/extra (or under INSTALL_MOD_PATH); depmod then
+# makes `modprobe icmp_ct` find it. kbuild runs depmod only for a tree with a System.map,
+# which distributions' header packages do not have: run it here in every case.
 .PHONY: install uninstall
+RELEASE_DEPMOD = release=$$(cat "$(KDIR)/include/config/kernel.release") && \
+	depmod $(if $(INSTALL_MOD_PATH),-b "$(INSTALL_MOD_PATH)") "$$release"
+
 install: module
 	$(MODULE_MAKE) INSTALL_MOD_DIR=extra modules_install
+	@$(RELEASE_DEPMOD)
 
 uninstall:
 	@release=$$(cat "$(KDIR)/include/config/kernel.release") && \
 	rm -fv "$(INSTALL_MOD_PATH)/lib/modules/$$release/extra/icmp_ct.ko"* && \
-	depmod $(if $(INSTALL_MOD_PATH),-b "$(INSTALL_MOD_PATH)") "$$release"
+	$(RELEASE_DEPMOD)
 
 kernel: deps
 	@scripts/kernel.sh build normal >/dev/null

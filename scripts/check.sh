@@ -115,7 +115,7 @@ lanes=$(($(nproc) + 1))
 
 # The queues hand out the longest tests first, in the order of their measured times
 # (Documentation/design.rst), then the rest in the Makefile's order.
-normal_longest_first=(icmp_ct_dkms.sh icmp_ct_queries.sh icmp_ct_ipv6.sh icmp_ct_table.sh icmp_ct_related.sh
+normal_longest_first=(icmp_ct_dkms.sh icmp_ct_install.sh icmp_ct_queries.sh icmp_ct_ipv6.sh icmp_ct_table.sh icmp_ct_related.sh
 	icmp_ct_stress.sh icmp_ct_hostile_frames.sh
 	icmp_ct_bench_smoke.sh icmp_ct_policies.sh icmp_ct_rmmod_flood.sh icmp_ct_flows.sh icmp_ct_tcp.sh icmp_ct_nat.sh
 	nf_conntrack_icmp_related_baseline.sh icmp_ct_invalid.sh icmp_ct_quota.sh icmp_ct_rtt.sh icmp_ct_icmp_related.sh
@@ -209,7 +209,8 @@ run_guest() {
 	local tree ko args=() options=() t start=$SECONDS status
 	if [ "$kernel" = normal ]; then
 		tree=$kdir ko=$top/icmp_ct.ko
-		options=(--env ICMP_CT_TIME_SCALE=2 --env ICMP_CT_DKMS_PREBUILT="$logdir/dkms-normal")
+		options=(--env ICMP_CT_TIME_SCALE=2 --env ICMP_CT_DKMS_PREBUILT="$logdir/dkms-normal"
+			--env ICMP_CT_INSTALL_PREBUILT="$logdir/install-normal")
 	else
 		tree=$kdir_debug ko=$debug_build/icmp_ct.ko
 		options=(--kmemleak --append no5lvl --env ICMP_CT_TIME_SCALE=5 --env TIMEOUT=1200
@@ -332,6 +333,8 @@ step "check-kdir.sh refuses unfit kernel trees" scripts/check-kdir-test.sh
 # icmp_ct_dkms.sh installs this build in the guest: building there takes 5-7 minutes under TCG.
 step "DKMS package builds (for icmp_ct_dkms.sh)" \
 	selftests/icmp_ct_dkms.sh --prebuild "$logdir/dkms-normal" "$kdir"
+step "make install's build (for icmp_ct_install.sh)" \
+	selftests/icmp_ct_install.sh --prebuild "$logdir/install-normal" "$kdir"
 # The host tests include the replay of the fuzzers' corpus (tests/fuzz_corpus.rs).
 step "proto host tests (cargo test)" cargo test --quiet --manifest-path rust/proto/Cargo.toml
 step "proto clippy (host)" cargo clippy --quiet --manifest-path rust/proto/Cargo.toml \

@@ -13,11 +13,8 @@
 # test may take. So `make check` builds the DKMS package on the host first, with dkms against
 # the same tree (`icmp_ct_dkms.sh --prebuild DIR KDIR`, DIR shared with the guest through
 # /tmp), and the guest installs that build (ICMP_CT_DKMS_PREBUILT=DIR). The DKMS trees are
-# temporary directories, so the system's DKMS state is left alone. In a virtme-ng guest
-# /lib/modules/KVER is a symlink to a read-only staging directory and the kernel tree is
-# hidden under vng's tmpfs on /var/cache: the test puts a writable copy of the staging
-# directory in the symlink's place (restored afterwards) and runs dkms in a private mount
-# namespace that reaches the tree through a bind mount of /.
+# temporary directories, so the system's DKMS state is left alone. /lib/modules/KVER and the
+# kernel tree are made usable in the guest as install_lib.sh says.
 #
 # Environment: ICMP_CT_KDIR (required: the tree of the running kernel), ICMP_CT_DKMS_PREBUILT
 # (optional: the directory --prebuild filled for this kernel).
@@ -27,17 +24,10 @@
 
 # shellcheck source=lib.sh
 source "$(dirname "$(readlink -e "${BASH_SOURCE[0]}")")/lib.sh"
+# shellcheck source=install_lib.sh
+source "$SELFTESTS_DIR/install_lib.sh"
 
-LOADED_RE='^(\[[^]]*\] )?icmp_ct: loaded \('
 PKG=icmp_ct/0.1
-REPO=$(readlink -e "$SELFTESTS_DIR/..")
-
-# copy_sources DST: the sources as a clone has them (no build products, no host test target).
-copy_sources()
-{
-	rsync -a --exclude=/rust/proto/target --exclude='*.o' --exclude='*.ko' --exclude='.*.cmd' \
-		--exclude=/.git --exclude=/results --exclude=/.build-debug "$REPO/" "$1/"
-}
 
 # --prebuild DIR KDIR (on the host): add the sources to the DKMS trees in DIR and build them
 # for KDIR's kernel, as the guest would.
@@ -59,40 +49,24 @@ command -v rustc >/dev/null || PATH=$PATH:${CARGO_HOME:-${HOME:-/root}/.cargo}/b
 require_cmd rustc bindgen clang
 KDIR=$(readlink -m "$ICMP_CT_KDIR")
 KVER=$(uname -r)
-MODDIR=/lib/modules/$KVER
 PREBUILT=${ICMP_CT_DKMS_PREBUILT:-}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/icmp_ct_dkms.XXXXXX") || ktap_skip_all "mktemp -d failed"
 TREES=${PREBUILT:-$WORK}
-MODDIR_LINK=""
 reload_at_exit=0
-probed=0
 test_cleanup()
 {
-	[ "$probed" = 1 ] && module_is_loaded && modprobe -r icmp_ct
+	module_is_loaded && modprobe -r icmp_ct
 	dkms_ns remove "$PKG" --all >/dev/null 2>&1
-	if [ -n "$MODDIR_LINK" ]; then
-		rm -rf "$MODDIR" && ln -s "$MODDIR_LINK" "$MODDIR"
-	fi
+	moddir_restore
 	rm -rf "$WORK"
 	[ "$reload_at_exit" = 1 ] && module_restore
 }
 
-# dkms_ns ARGS...: dkms ARGS with the DKMS trees in TREES, in a private mount namespace where
-# the kernel tree is reachable (KSRC); output and status are dkms's.
-# shellcheck disable=SC2016 # the script is for "bash -c"
-DKMS_NS_SH='
-	work=$1 kdir=$2 trees=$3
-	shift 3
-	if [ ! -e "$kdir/.config" ]; then
-		mount --bind / "$work/root" || exit 125
-	fi
-	exec dkms --dkmstree "$trees/dkms" --sourcetree "$trees/usrsrc" "$@"
-'
+# dkms_ns ARGS...: dkms ARGS with the DKMS trees in TREES and the kernel tree at its path.
 dkms_ns()
 {
-	unshare -m --propagation private bash -c "$DKMS_NS_SH" dkms-ns "$WORK" "$KDIR" "$TREES" \
-		"$@" 2>&1
+	in_tree_ns "$WORK/root" "$KDIR" dkms --dkmstree "$TREES/dkms" --sourcetree "$TREES/usrsrc" "$@"
 }
 
 # fake_tree DIR CONFIG...: a kernel tree that looks built (6.12) with the given .config lines.
@@ -127,20 +101,10 @@ if module_is_loaded; then
 fi
 kmsg_mark
 
-# The kernel tree: directly, or through the bind mount of / that DKMS_NS_SH makes.
 mkdir -p "$WORK/root" "$WORK/dkms" "$WORK/usrsrc" "$WORK/src"
-KSRC=$KDIR
-[ -e "$KDIR/.config" ] || KSRC=$WORK/root$KDIR
 # A writable /lib/modules/KVER with its build link, as a kernel's headers package leaves it.
-if [ -L "$MODDIR" ]; then
-	MODDIR_LINK=$(readlink "$MODDIR")
-	staged=$(readlink -e "$MODDIR")
-	if ! { rm "$MODDIR" && cp -a "$staged" "$MODDIR"; }; then
-		ktap_bail_out "cannot copy $staged to $MODDIR"
-	fi
-fi
-rm -f "$MODDIR/build"
-ln -s "$KSRC" "$MODDIR/build" || ktap_bail_out "cannot link $MODDIR/build"
+moddir_writable || ktap_bail_out "cannot make $MODDIR writable"
+ln -s "$KDIR" "$MODDIR/build" || ktap_bail_out "cannot link $MODDIR/build"
 
 if [ -n "$PREBUILT" ]; then
 	# Added and built on the host (--prebuild); dkms install only installs that build.
@@ -168,20 +132,7 @@ ko=$(modinfo -n icmp_ct 2>&1)
 ktap_msg "modinfo -n icmp_ct: $ko"
 ktap_expect_eq "modinfo finds the installed module under $MODDIR" "$MODDIR/" "${ko:0:${#MODDIR}+1}"
 
-lines=$(dmesg | grep -cE "$LOADED_RE")
-probed=1
-ktap_check "modprobe icmp_ct" modprobe icmp_ct
-ktap_expect_eq "it logs one 'icmp_ct: loaded (' line" 1 \
-	$(($(dmesg | grep -cE "$LOADED_RE") - lines))
-ns_create NS || ktap_bail_out "cannot create a namespace"
-# A loopback ping of 3 passes each of the four hooks 6 times.
-before=$(hooks_get "$NS")
-ping_ok "$NS" 127.0.0.1 3
-read -r b0 b1 b2 b3 <<<"$before"
-read -r a0 a1 a2 a3 <<<"$(hooks_get "$NS")"
-ktap_expect_eq "the DKMS-built module sees a ping at every hook" "6 6 6 6" \
-	"$((a0 - b0)) $((a1 - b1)) $((a2 - b2)) $((a3 - b3))"
-ktap_check "modprobe -r icmp_ct" modprobe -r icmp_ct
+modprobe_tracks DKMS
 
 fake_tree "$WORK/norust" "# CONFIG_RUST is not set"
 ktap_check "a kernel without CONFIG_RUST is skipped with the reason" \
