@@ -293,7 +293,14 @@ debug_kernel=${ICMP_CT_DEBUG_KERNEL:-1}
 debug_build=$top/.build-debug
 kdir_debug=$(scripts/kernel.sh path debug)
 
-queue_tests[normal]=$(queue_order normal_longest_first "${normal_tests[@]}")
+# A test of the debug selection runs there only: the debug kernel sees all the normal one
+# would, and more (KASAN, lockdep, kmemleak).
+normal_queue=("${normal_tests[@]}")
+if [ "$debug_kernel" = 1 ] && [ "${ICMP_CT_DEBUG_SUITE:-selection}" != all ]; then
+	mapfile -t normal_queue < <(printf '%s\n' "${normal_tests[@]}" |
+		grep -vxF -f <(printf '%s\n' "${DEBUG_KERNEL_TESTS[@]}"))
+fi
+queue_tests[normal]=$(queue_order normal_longest_first "${normal_queue[@]}")
 if [ "${ICMP_CT_DEBUG_SUITE:-selection}" = all ]; then
 	queue_tests[debug]=$(queue_order debug_longest_first "${normal_tests[@]}" \
 		"${debug_only_tests[@]}")
