@@ -99,7 +99,8 @@ build_debug_module() {
 	# With the race windows of selftests/icmp_ct_races.sh (inert until a test opens one).
 	make -s -C "$debug_build" module KDIR="$kdir_debug" KRUSTFLAGS=-Dwarnings KCFLAGS=-Werror \
 		ICMP_CT_RACE_WINDOWS=1 &&
-		selftests/icmp_ct_dkms.sh --prebuild "$logdir/dkms-debug" "$kdir_debug"
+		selftests/icmp_ct_dkms.sh --prebuild "$logdir/dkms-debug" "$kdir_debug" &&
+		selftests/icmp_ct_install.sh --prebuild "$logdir/install-debug" "$kdir_debug"
 }
 
 # The selftests run in TCG guests, each one single-threaded QEMU process, so at most one core
@@ -214,7 +215,8 @@ run_guest() {
 	else
 		tree=$kdir_debug ko=$debug_build/icmp_ct.ko
 		options=(--kmemleak --append no5lvl --env ICMP_CT_TIME_SCALE=5 --env TIMEOUT=1200
-			--timeout 4800 --env ICMP_CT_DKMS_PREBUILT="$logdir/dkms-debug")
+			--timeout 4800 --env ICMP_CT_DKMS_PREBUILT="$logdir/dkms-debug"
+			--env ICMP_CT_INSTALL_PREBUILT="$logdir/install-debug")
 	fi
 	for t in ${queue_tests[$kernel]}; do args+=(-t "$t"); done
 	scripts/vm-run.sh --kernel "$tree" --results "$logdir/results-$name" --name "$name" \
