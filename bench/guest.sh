@@ -29,7 +29,8 @@
 #
 # Settings (environment): BENCH_ROUNDS (3), BENCH_FILL_ROUNDS (rounds, from the first, that
 # also run the table series; 1: a million entries take minutes to fill under TCG),
-# BENCH_PACKETS (20000), BENCH_FILLS ("10000 100000 1000000"), BENCH_IDLE (seconds of idle
+# BENCH_PACKETS (20000), BENCH_FILLS ("10000 100000 1000000"), BENCH_SETTLE (seconds to wait
+# at most for idle CPUs after a pair of namespaces is removed, 120), BENCH_IDLE (seconds of idle
 # per level, 10), BENCH_READS (reads per latency sample, 200), BENCH_MODES ("none nfct kr0
 # kr1"), BENCH_HASHSIZE (nf_conntrack buckets; default the largest fill, at least 65536),
 # ICMP_CT_KO.
@@ -49,6 +50,7 @@ FILL_ROUNDS=${BENCH_FILL_ROUNDS:-1}
 PACKETS=${BENCH_PACKETS:-20000}
 FILLS=${BENCH_FILLS:-10000 100000 1000000}
 IDLE=${BENCH_IDLE:-10}
+SETTLE=${BENCH_SETTLE:-120}
 READS=${BENCH_READS:-200}
 MODES=${BENCH_MODES:-none nfct kr0 kr1}
 S_IP=10.9.0.1
@@ -274,11 +276,11 @@ pair_teardown()
 	log "$MODE: namespaces removed in $(secs_since "$t0") s"
 }
 
-# settle: wait (at most 2 minutes) for half a second in which no CPU was busy.
+# settle: wait (at most BENCH_SETTLE seconds) for half a second in which no CPU was busy.
 settle()
 {
 	local i b0
-	for ((i = 0; i < 240; i++)); do
+	for ((i = 0; i < 2 * SETTLE; i++)); do
 		b0=$(busy_ticks)
 		read -r -t 0.5 -u "$SLEEP_FD"
 		[ "$(busy_ticks)" -gt "$b0" ] || return 0

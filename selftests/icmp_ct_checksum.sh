@@ -36,6 +36,7 @@ tl_require
 
 ktap_header
 ktap_plan 12
+kmsg_mark
 
 module_is_loaded || module_load || ktap_bail_out "insmod $ICMP_CT_KO failed: $MODULE_ERR"
 
