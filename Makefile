@@ -26,7 +26,7 @@ MODULE_MAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) $(if $(RUSTC),RUSTC=$(
 	$(if $(BINDGEN),BINDGEN=$(BINDGEN))
 
 .PHONY: all module kernel kernel-debug kdir deps check check-debug check-quick demo bench fuzz \
-	hostile stress clean help
+	hostile stress profile clean help
 
 all: module
 
@@ -81,6 +81,10 @@ demo: kernel
 bench: deps module
 	@bench/run.sh
 
+# Settings: PROFILE_WORKLOAD, PROFILE_MODES, PROFILE_PACKETS, PROFILE_TOP (bench/profile.sh).
+profile: deps $(KERNEL_DEP)
+	@bench/profile.sh
+
 # The long versions of two selftests on the debug kernel (make check runs short ones).
 # Settings: HOSTILE_FRAMES (1000000), HOSTILE_SEED; STRESS_SECONDS (600), STRESS_RELOAD.
 HOSTILE_FRAMES ?= 1000000
@@ -116,7 +120,10 @@ help:
 	@echo "make check-debug  the same with the whole suite on the debug build"
 	@echo "make check-quick  the same without the debug build"
 	@echo "make bench      benchmark against nf_conntrack and no tracking in one guest:"
-	@echo "                table, bench/results/latest.{md,json,png} (about 25 minutes)"
+	@echo "                table, bench/results/latest.{md,json,png} (about 5 minutes)"
+	@echo "make profile    guest instructions per packet by function and, in icmp_ct, by"
+	@echo "                source line, for no tracking, nf_conntrack and icmp_ct"
+	@echo "                (PROFILE_WORKLOAD, default echo1; bench/results/profile-*.txt)"
 	@echo "make fuzz       fuzz each parser, the error classification and the decision in"
 	@echo "                turn (FUZZ_SECONDS each, default 60), minimize and grow the"
 	@echo "                corpus in rust/proto/fuzz/corpus (make check replays it)"

@@ -32,7 +32,8 @@
 # BENCH_PACKETS (20000), BENCH_FILLS ("10000 100000 1000000"), BENCH_SETTLE (seconds to wait
 # at most for idle CPUs after a pair of namespaces is removed, 120), BENCH_IDLE (seconds of idle
 # per level, 10), BENCH_READS (reads per latency sample, 200), BENCH_MODES ("none nfct kr0
-# kr1"), BENCH_HASHSIZE (nf_conntrack buckets; default the largest fill, at least 65536),
+# kr1"), BENCH_WORKLOADS (only these of echo1, errors, echo_ids and udp; default all),
+# BENCH_HASHSIZE (nf_conntrack buckets; default the largest fill, at least 65536),
 # ICMP_CT_KO.
 
 # Functions below run through the EXIT trap of lib.sh.
@@ -53,6 +54,7 @@ IDLE=${BENCH_IDLE:-10}
 SETTLE=${BENCH_SETTLE:-120}
 READS=${BENCH_READS:-200}
 MODES=${BENCH_MODES:-none nfct kr0 kr1}
+WORKLOADS=${BENCH_WORKLOADS:-echo1 errors echo_ids udp}
 S_IP=10.9.0.1
 R_IP=10.9.0.2
 S_MAC=02:00:0a:09:00:01
@@ -436,18 +438,24 @@ level()
 
 ECHO1="ipv4(sa=$S_IP, da=$R_IP, ttl=64), icmp4(type=8, code=0, id=1, seq=1), fill(0x55, 56)"
 
+# wanted WORKLOAD: whether BENCH_WORKLOADS asks for WORKLOAD.
+wanted()
+{
+	[[ " $WORKLOADS " == *" $1 "* ]]
+}
+
 workloads_basic()
 {
-	send echo1 "$(tracker_count)" "$ECHO1"
+	! wanted echo1 || send echo1 "$(tracker_count)" "$ECHO1"
 	# The flow the errors are about: an echo from R that S never answers.
 	ag "$R" "ping -n -q -c 1 -W 0.2 -e $ERR_ID $S_IP >/dev/null"
 	classified >/dev/null
-	send errors "$(tracker_count)" "ipv4(sa=$S_IP, da=$R_IP, ttl=64),
+	! wanted errors || send errors "$(tracker_count)" "ipv4(sa=$S_IP, da=$R_IP, ttl=64),
 		icmp4(type=3, code=4, mtu=1400), ipv4(sa=$R_IP, da=$S_IP, ttl=64),
 		icmp4(type=8, code=0, id=$ERR_ID, seq=1)"
-	send echo_ids "$(tracker_count)" "ipv4(sa=$S_IP, da=$R_IP, ttl=64),
+	! wanted echo_ids || send echo_ids "$(tracker_count)" "ipv4(sa=$S_IP, da=$R_IP, ttl=64),
 		icmp4(type=8, code=0, id=dinc(0, 65535), seq=1), fill(0x55, 56)"
-	send udp "$(tracker_count)" "ipv4(sa=$S_IP, da=$R_IP, ttl=64),
+	! wanted udp || send udp "$(tracker_count)" "ipv4(sa=$S_IP, da=$R_IP, ttl=64),
 		udp(sp=dinc(0, 65535), dp=9), fill(0x55, 56)"
 }
 

@@ -76,7 +76,8 @@ check_source_policy() {
 }
 
 check_shell() {
-	shellcheck scripts/*.sh .ci/run rust/proto/fuzz/run.sh && (cd selftests && shellcheck -x ./*.sh)
+	shellcheck scripts/*.sh .ci/run rust/proto/fuzz/run.sh && shellcheck -x bench/*.sh &&
+		(cd selftests && shellcheck -x ./*.sh)
 }
 
 check_python() {
