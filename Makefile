@@ -37,19 +37,20 @@ module: $(KERNEL_DEP)
 
 # kbuild installs into /lib/modules/<release>/extra (or under INSTALL_MOD_PATH); depmod then
 # makes `modprobe icmp_ct` find it. kbuild runs depmod only for a tree with a System.map,
-# which distributions' header packages do not have: run it here in every case.
+# which distributions' header packages do not have: run it here in every case, and make
+# kbuild's own a no-op (DEPMOD=true) so that it runs once.
 .PHONY: install uninstall
-RELEASE_DEPMOD = release=$$(cat "$(KDIR)/include/config/kernel.release") && \
-	depmod $(if $(INSTALL_MOD_PATH),-b "$(INSTALL_MOD_PATH)") "$$release"
+READ_RELEASE = release=$$(cat "$(KDIR)/include/config/kernel.release")
+RUN_DEPMOD = depmod $(if $(INSTALL_MOD_PATH),-b "$(INSTALL_MOD_PATH)") "$$release"
 
 install: module
-	$(MODULE_MAKE) INSTALL_MOD_DIR=extra modules_install
-	@$(RELEASE_DEPMOD)
+	$(MODULE_MAKE) INSTALL_MOD_DIR=extra DEPMOD=true modules_install
+	@$(READ_RELEASE) && $(RUN_DEPMOD)
 
 uninstall:
-	@release=$$(cat "$(KDIR)/include/config/kernel.release") && \
+	@$(READ_RELEASE) && \
 	rm -fv "$(INSTALL_MOD_PATH)/lib/modules/$$release/extra/icmp_ct.ko"* && \
-	$(RELEASE_DEPMOD)
+	$(RUN_DEPMOD)
 
 kernel: deps
 	@scripts/kernel.sh build normal >/dev/null

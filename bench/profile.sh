@@ -25,10 +25,7 @@ out=$top/bench/results
 work=$(mktemp -d /tmp/icmp_ct-profile.XXXXXX)
 
 cc -O2 -Wall -shared -fPIC -o "$work/tb_profile.so" bench/tb_profile.c
-mkdir -p "$work/src"
-cp -r Kbuild Makefile rust scripts "$work/src/"
-rm -rf "$work/src/rust/proto/target"
-make -s -C "$work/src" module KDIR="$kdir" KRUSTFLAGS=-g KCFLAGS=-g
+scripts/build-copy.sh "$work/src" "$kdir" KRUSTFLAGS=-g KCFLAGS=-g
 
 runs=()
 for mode in $modes; do

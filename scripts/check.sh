@@ -93,12 +93,8 @@ build_module_clippy() {
 # Builds the module against the debug kernel in a copy of the sources, so that the
 # objects of the normal build in the repository stay as they are.
 build_debug_module() {
-	rm -rf "$debug_build"
-	mkdir -p "$debug_build"
-	cp -r Kbuild Makefile rust scripts "$debug_build/"
-	rm -rf "$debug_build/rust/proto/target"
 	# With the race windows of selftests/icmp_ct_races.sh (inert until a test opens one).
-	make -s -C "$debug_build" module KDIR="$kdir_debug" KRUSTFLAGS=-Dwarnings KCFLAGS=-Werror \
+	scripts/build-copy.sh "$debug_build" "$kdir_debug" KRUSTFLAGS=-Dwarnings KCFLAGS=-Werror \
 		ICMP_CT_RACE_WINDOWS=1 &&
 		selftests/icmp_ct_dkms.sh --prebuild "$logdir/dkms-debug" "$kdir_debug" &&
 		selftests/icmp_ct_install.sh --prebuild "$logdir/install-debug" "$kdir_debug"

@@ -17,11 +17,7 @@ shift
 scripts/kernel.sh build debug >/dev/null
 kdir=$(scripts/kernel.sh path debug)
 build=$top/.build-debug-test
-rm -rf "$build"
-mkdir -p "$build"
-cp -r Kbuild Makefile rust scripts "$build/"
-rm -rf "$build/rust/proto/target"
-make -s -C "$build" module KDIR="$kdir"
+scripts/build-copy.sh "$build" "$kdir"
 
 envs=(--env ICMP_CT_TIME_SCALE=5 --env TIMEOUT=7200)
 for kv in "$@"; do
