@@ -134,4 +134,15 @@ impl Key {
         };
         Some(Key([head, fields, d0, d1, d2, d3, s0, s1, s2, s3]))
     }
+
+    /// Whether `wanted` is [`Self::reply`]: what the compare callback asks of every reply
+    /// node it meets, answered without building the reply key (the swapped addresses, which
+    /// differ most often, first).
+    pub fn has_reply(&self, wanted: &Key) -> bool {
+        let [head, _, s0, s1, s2, s3, d0, d1, d2, d3] = self.0;
+        let [w_head, w_fields, ws0, ws1, ws2, ws3, wd0, wd1, wd2, wd3] = wanted.0;
+        [ws0, ws1, ws2, ws3, wd0, wd1, wd2, wd3] == [d0, d1, d2, d3, s0, s1, s2, s3]
+            && w_head == head
+            && self.reply().is_some_and(|reply| reply.0[1] == w_fields)
+    }
 }
