@@ -201,4 +201,12 @@ void icmp_ct_percpu_counter_add(unsigned long __percpu *counters, size_t index,
 				unsigned long amount);
 unsigned long icmp_ct_percpu_counter_sum(const unsigned long __percpu *counters, size_t index);
 
+/*
+ * Per-CPU slots used only while serving a softirq (rust/abstractions/percpu.rs,
+ * `SoftirqSlot`): `size` zeroed bytes per possible CPU.
+ */
+void __percpu *icmp_ct_percpu_area_alloc(size_t size, size_t align);
+void icmp_ct_percpu_area_free(void __percpu *area);
+void *icmp_ct_percpu_softirq_ptr(void __percpu *area);
+
 #endif /* ICMP_CT_HELPERS_H */

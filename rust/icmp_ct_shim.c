@@ -455,6 +455,28 @@ unsigned long icmp_ct_percpu_counter_sum(const unsigned long __percpu *counters,
 	return sum;
 }
 
+void __percpu *icmp_ct_percpu_area_alloc(size_t size, size_t align)
+{
+	return __alloc_percpu(size, align);
+}
+
+void icmp_ct_percpu_area_free(void __percpu *area)
+{
+	free_percpu(area);
+}
+
+/*
+ * This CPU's copy of `area` when the caller serves a softirq: it cannot migrate, and no other
+ * user of the copy runs on this CPU until it returns (softirqs do not nest on a CPU; process
+ * context, hard interrupts and NMIs get NULL here).
+ */
+void *icmp_ct_percpu_softirq_ptr(void __percpu *area)
+{
+	if (!in_serving_softirq() || in_hardirq() || in_nmi())
+		return NULL;
+	return this_cpu_ptr(area);
+}
+
 /*
  * Module parameters: the value each sysctl starts at in a new namespace
  * (Documentation/contract.rst, "Loading"). Linux 6.12's Rust module! macro cannot declare

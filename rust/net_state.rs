@@ -11,6 +11,7 @@ use crate::abstractions::pernet::{PernetData, PernetId};
 use crate::abstractions::procfs::{ProcDir, ProcEntry};
 use crate::abstractions::sysctl::{SysctlComputed, SysctlTable};
 use crate::abstractions::table::{Listing, Table};
+use crate::packet;
 use crate::procfiles::{RttStatFile, StatFile, TypeStatFile};
 use crate::proto::addr::Family;
 use crate::rtt_stats::RttStats;
@@ -97,6 +98,8 @@ pub(crate) struct NetState {
     pub(crate) rtt: RttStats,
     /// Where the namespace's log lines go, if anywhere.
     pub(crate) log: NamespaceLog,
+    /// Packets parsed by classification for their confirmation.
+    pub(crate) handoff: packet::Handoff,
 }
 
 impl NetState {
@@ -148,6 +151,7 @@ impl PernetData for NetState {
         let stats = Stats::new()?;
         let type_stats = TypeStats::new()?;
         let rtt = RttStats::new()?;
+        let handoff = packet::Handoff::new()?;
         let gc = DelayedWork::new(net)?;
         let sysctls = SysctlTable::register::<NetState>(net, sysctls::PATH, &sysctls::KNOBS)?;
         let stat_file =
@@ -178,6 +182,7 @@ impl PernetData for NetState {
                 type_stats,
                 rtt,
                 log: NamespaceLog::new(net),
+                handoff,
             },
             GFP_KERNEL,
         )?;

@@ -92,15 +92,30 @@ fn timing(subject: &Subject<'_>, before: Option<u64>) -> Timing {
 impl NetState {
     fn classify_hook(&self, family: Family, point: HookPoint, skb: &SkBuff) -> Verdict {
         let packet = packet::read(family, skb);
+        let verdict = self.classify_packet(family, point, skb, &packet);
+        match verdict {
+            Verdict::Accept => self.handoff.put(packet::Tag::of(family, skb), packet),
+            Verdict::Drop => self.handoff.clear(),
+        }
+        verdict
+    }
+
+    fn classify_packet(
+        &self,
+        family: Family,
+        point: HookPoint,
+        skb: &SkBuff,
+        packet: &Packet,
+    ) -> Verdict {
         // The filtering guide: fragmented ICMP is dropped before any other analysis.
         if packet.is_fragmented_icmp() && self.sysctl(Knob::DropFragments) != 0 {
             self.stats.inc(Counter::DroppedFragment);
             return Verdict::Drop;
         }
         let rcu = RcuGuard::new();
-        let state = match self.checksum_failure(family, point, skb, &packet) {
+        let state = match self.checksum_failure(family, point, skb, packet) {
             Some(reason) => State::Invalid(reason),
-            None => self.classify(point, &packet, &rcu),
+            None => self.classify(point, packet, &rcu),
         };
         match state {
             State::Invalid(reason) => self.stats.inc_invalid(reason),
@@ -243,7 +258,10 @@ impl NetState {
     }
 
     fn confirm_hook(&self, family: Family, point: HookPoint, skb: &SkBuff) -> Verdict {
-        let packet = packet::read(family, skb);
+        let packet = self
+            .handoff
+            .take(packet::Tag::of(family, skb))
+            .unwrap_or_else(|| packet::read(family, skb));
         if self.checksum_failure(family, point, skb, &packet).is_some() {
             return Verdict::Accept;
         }

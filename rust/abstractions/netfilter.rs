@@ -41,19 +41,41 @@ impl HookPoint {
         }
     }
 
-    fn from_raw(hook: u32) -> Option<Self> {
-        [
-            HookPoint::PreRouting,
-            HookPoint::LocalIn,
-            HookPoint::LocalOut,
-            HookPoint::PostRouting,
-        ]
-        .into_iter()
-        .find(|point| point.to_raw() == hook)
+    /// The point whose [`Self::code`] is `code` (a trampoline's const parameter).
+    const fn from_code(code: u8) -> Self {
+        match code {
+            0 => HookPoint::PreRouting,
+            1 => HookPoint::LocalIn,
+            2 => HookPoint::LocalOut,
+            _ => HookPoint::PostRouting,
+        }
+    }
+
+    const fn code(self) -> u8 {
+        match self {
+            HookPoint::PreRouting => 0,
+            HookPoint::LocalIn => 1,
+            HookPoint::LocalOut => 2,
+            HookPoint::PostRouting => 3,
+        }
     }
 }
 
-/// The netfilter protocol family (`NFPROTO_*`) of `family`.
+/// The family whose [`family_code`] is `code`.
+const fn family_from_code(code: u8) -> Family {
+    match code {
+        0 => Family::Ipv4,
+        _ => Family::Ipv6,
+    }
+}
+
+const fn family_code(family: Family) -> u8 {
+    match family {
+        Family::Ipv4 => 0,
+        Family::Ipv6 => 1,
+    }
+}
+
 pub(crate) fn nfproto(family: Family) -> u8 {
     match family {
         Family::Ipv4 => bindings::ICMP_CT_NFPROTO_IPV4,
@@ -92,11 +114,33 @@ pub(crate) struct HookSpec {
     pub(crate) priority: i32,
 }
 
+/// The trampoline for hooks of `T` at `spec`: one instance per family and point, so that a
+/// packet's hook call does not decode them from the hook state.
+fn trampoline<T: NetHooks>(spec: &HookSpec) -> bindings::nf_hookfn {
+    const V4: u8 = family_code(Family::Ipv4);
+    const V6: u8 = family_code(Family::Ipv6);
+    const PRE: u8 = HookPoint::PreRouting.code();
+    const IN: u8 = HookPoint::LocalIn.code();
+    const OUT: u8 = HookPoint::LocalOut.code();
+    const POST: u8 = HookPoint::PostRouting.code();
+    Some(match (family_code(spec.family), spec.point.code()) {
+        (V4, PRE) => hook_callback::<T, V4, PRE>,
+        (V4, IN) => hook_callback::<T, V4, IN>,
+        (V4, OUT) => hook_callback::<T, V4, OUT>,
+        (V4, _) => hook_callback::<T, V4, POST>,
+        (_, PRE) => hook_callback::<T, V6, PRE>,
+        (_, IN) => hook_callback::<T, V6, IN>,
+        (_, OUT) => hook_callback::<T, V6, OUT>,
+        (_, _) => hook_callback::<T, V6, POST>,
+    })
+}
+
 /// # Safety
 ///
 /// Called by netfilter with a live packet and hook state, inside an RCU read-side section,
-/// for hooks registered by [`HookRegistration::new::<T>`].
-unsafe extern "C" fn hook_callback<T: NetHooks>(
+/// for hooks registered by [`HookRegistration::new::<T>`] at the family and point whose
+/// codes are `FAMILY` and `POINT` ([`trampoline`]).
+unsafe extern "C" fn hook_callback<T: NetHooks, const FAMILY: u8, const POINT: u8>(
     _priv: *mut core::ffi::c_void,
     skb: *mut bindings::sk_buff,
     state: *const bindings::nf_hook_state,
@@ -110,18 +154,10 @@ unsafe extern "C" fn hook_callback<T: NetHooks>(
     let Some(data) = (unsafe { pernet::data::<T>(net) }) else {
         return bindings::ICMP_CT_NF_ACCEPT;
     };
-    let Some(point) = HookPoint::from_raw(u32::from(state.hook)) else {
-        return bindings::ICMP_CT_NF_ACCEPT;
-    };
-    let Some(family) = [Family::Ipv4, Family::Ipv6]
-        .into_iter()
-        .find(|&family| nfproto(family) == state.pf)
-    else {
-        return bindings::ICMP_CT_NF_ACCEPT;
-    };
     // SAFETY: the hook owns the packet for the duration of the call.
     let skb = unsafe { SkBuff::from_raw(skb) };
-    match data.hook(family, point, skb) {
+    let family = family_from_code(FAMILY);
+    match data.hook(family, HookPoint::from_code(POINT), skb) {
         Verdict::Accept => bindings::ICMP_CT_NF_ACCEPT,
         Verdict::Drop => bindings::ICMP_CT_NF_DROP,
     }
@@ -157,7 +193,7 @@ impl<const N: usize> HookRegistration<N> {
         )?;
         for (op, spec) in ops.iter_mut().zip(specs) {
             let pf = nfproto(spec.family);
-            let hook: bindings::nf_hookfn = Some(hook_callback::<T>);
+            let hook = trampoline::<T>(spec);
             // SAFETY: `op` is a valid, exclusively borrowed `nf_hook_ops`, not registered yet.
             unsafe {
                 bindings::icmp_ct_hook_ops_init(op, hook, pf, spec.point.to_raw(), spec.priority)

@@ -89,3 +89,99 @@ impl<const N: usize> Drop for PerCpuCounters<N> {
         unsafe { bindings::icmp_ct_percpu_counters_free(self.cells.as_ptr()) };
     }
 }
+
+/// One value per CPU, tagged with what it belongs to, that only code serving a softirq reads
+/// or writes: a hand-over from one point of a packet's way through the stack to a later one,
+/// when both run in the same softirq on the same CPU. Anywhere else (process context, hard
+/// interrupts) [`Self::put`] stores nothing and [`Self::take`] finds nothing.
+///
+/// The value is copied in and out: no reference to a CPU's copy outlives a call.
+pub(crate) struct SoftirqSlot<K: Copy + PartialEq, T: Copy> {
+    /// A `__percpu` address of a [`Tagged`], all zero (empty) at first.
+    area: NonNull<Tagged<K, T>>,
+}
+
+/// A CPU's copy of a [`SoftirqSlot`]. All-zero bytes are a valid, empty copy.
+#[repr(C)]
+struct Tagged<K, T> {
+    /// Whether `tag` and `value` hold something.
+    full: bool,
+    tag: core::mem::MaybeUninit<K>,
+    value: core::mem::MaybeUninit<T>,
+}
+
+// SAFETY: the per-CPU area may be freed from any thread; values are plain copies (`Copy`).
+unsafe impl<K: Copy + PartialEq + Send, T: Copy + Send> Send for SoftirqSlot<K, T> {}
+// SAFETY: every access goes through `icmp_ct_percpu_softirq_ptr`, which hands out a CPU's copy
+// only to the softirq that CPU serves, which nothing else on that CPU interrupts with another
+// access (see `copy`).
+unsafe impl<K: Copy + PartialEq + Send, T: Copy + Send> Sync for SoftirqSlot<K, T> {}
+
+impl<K: Copy + PartialEq, T: Copy> SoftirqSlot<K, T> {
+    /// Allocates an empty slot per CPU. Process context (may sleep).
+    pub(crate) fn new() -> Result<Self> {
+        let size = core::mem::size_of::<Tagged<K, T>>();
+        let align = core::mem::align_of::<Tagged<K, T>>();
+        // SAFETY: no preconditions; the per-CPU allocator zeroes the area, which is an empty
+        // `Tagged` on every CPU.
+        let area = unsafe { bindings::icmp_ct_percpu_area_alloc(size, align) };
+        Ok(SoftirqSlot {
+            area: NonNull::new(area.cast()).ok_or(ENOMEM)?,
+        })
+    }
+
+    /// This CPU's copy, when the caller serves a softirq.
+    fn copy(&self) -> Option<NonNull<Tagged<K, T>>> {
+        // SAFETY: `area` is a live per-CPU area (freed only on drop). The pointer returned is
+        // this CPU's copy, used only until this softirq call returns: no other softirq runs on
+        // this CPU meanwhile, and no other context gets a pointer to it.
+        NonNull::new(unsafe { bindings::icmp_ct_percpu_softirq_ptr(self.area.as_ptr().cast()) })
+            .map(NonNull::cast)
+    }
+
+    /// Stores `value` tagged `tag` in this CPU's copy, replacing what it held; when not
+    /// serving a softirq, empties nothing and stores nothing.
+    pub(crate) fn put(&self, tag: K, value: T) {
+        if let Some(copy) = self.copy() {
+            // SAFETY: the copy is ours alone for this call (`copy`), and valid for writes.
+            unsafe {
+                copy.as_ptr().write(Tagged {
+                    full: true,
+                    tag: core::mem::MaybeUninit::new(tag),
+                    value: core::mem::MaybeUninit::new(value),
+                })
+            };
+        }
+    }
+
+    /// Empties this CPU's copy (when serving a softirq).
+    pub(crate) fn clear(&self) {
+        if let Some(copy) = self.copy() {
+            // SAFETY: as for `put`.
+            unsafe { (*copy.as_ptr()).full = false };
+        }
+    }
+
+    /// Takes the value in this CPU's copy if it is tagged `tag`, emptying the copy; `None`
+    /// if it holds another tag or nothing, or when not serving a softirq.
+    pub(crate) fn take(&self, tag: K) -> Option<T> {
+        let copy = self.copy()?;
+        // SAFETY: as for `put`; `tag` and `value` were written whenever `full` is true.
+        unsafe {
+            let copy = &mut *copy.as_ptr();
+            if !copy.full || copy.tag.assume_init() != tag {
+                return None;
+            }
+            copy.full = false;
+            Some(copy.value.assume_init())
+        }
+    }
+}
+
+impl<K: Copy + PartialEq, T: Copy> Drop for SoftirqSlot<K, T> {
+    fn drop(&mut self) {
+        // SAFETY: `area` came from `icmp_ct_percpu_area_alloc` and is freed once; owning
+        // `self` means no `put` or `take` is running.
+        unsafe { bindings::icmp_ct_percpu_area_free(self.area.as_ptr().cast()) };
+    }
+}

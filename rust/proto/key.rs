@@ -109,29 +109,56 @@ impl Key {
 
     /// The key of the reply to the flow whose original tuple has this key; `None` when that
     /// tuple has no reply (an ICMP type that is not a request), or for words no tuple gives.
-    /// Computed on the words (the table's compare callback calls it for every reply node it
-    /// meets), equal to the key of [`Tuple::reply`].
+    /// Computed on the words (the table's hash callback keys reply nodes with it), equal to
+    /// the key of [`Tuple::reply`].
     pub fn reply(&self) -> Option<Key> {
-        let [head, fields, s0, s1, s2, s3, d0, d1, d2, d3] = self.0;
+        let [head, _, s0, s1, s2, s3, d0, d1, d2, d3] = self.0;
+        Some(Key([
+            head,
+            self.reply_fields()?,
+            d0,
+            d1,
+            d2,
+            d3,
+            s0,
+            s1,
+            s2,
+            s3,
+        ]))
+    }
+
+    /// Word 1 of [`Self::reply`], the transport fields; `None` as for it.
+    fn reply_fields(&self) -> Option<u32> {
+        let [head, fields, _, s1, s2, s3, _, d1, d2, d3] = self.0;
         let [family, _, kind, zero] = head.to_be_bytes();
         let family = match (family, zero) {
             (FAMILY_V4, 0) if s1 | s2 | s3 | d1 | d2 | d3 == 0 => Family::Ipv4,
             (FAMILY_V6, 0) => Family::Ipv6,
             _ => return None,
         };
-        let fields = match kind {
+        match kind {
             KIND_ICMP => {
                 let [icmp_type, code, i0, i1] = fields.to_be_bytes();
                 match icmp_types::kind(family, icmp_type) {
-                    IcmpKind::Request { reply } => u32::from_be_bytes([reply, code, i0, i1]),
-                    _ => return None,
+                    IcmpKind::Request { reply } => Some(u32::from_be_bytes([reply, code, i0, i1])),
+                    _ => None,
                 }
             }
             // Source and destination port swapped.
-            KIND_PORTS => fields.rotate_left(16),
-            KIND_NONE if fields == 0 => 0,
-            _ => return None,
-        };
-        Some(Key([head, fields, d0, d1, d2, d3, s0, s1, s2, s3]))
+            KIND_PORTS => Some(fields.rotate_left(16)),
+            KIND_NONE if fields == 0 => Some(0),
+            _ => None,
+        }
+    }
+
+    /// Whether `wanted` is [`Self::reply`]: what the compare callback asks of every reply
+    /// node it meets, answered without building the reply key (the swapped addresses, which
+    /// differ most often, first).
+    pub fn has_reply(&self, wanted: &Key) -> bool {
+        let [head, _, s0, s1, s2, s3, d0, d1, d2, d3] = self.0;
+        let [w_head, w_fields, ws0, ws1, ws2, ws3, wd0, wd1, wd2, wd3] = wanted.0;
+        [ws0, ws1, ws2, ws3, wd0, wd1, wd2, wd3] == [d0, d1, d2, d3, s0, s1, s2, s3]
+            && w_head == head
+            && self.reply_fields() == Some(w_fields)
     }
 }

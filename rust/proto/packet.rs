@@ -73,6 +73,7 @@ impl<'a, R: PacketBytes + ?Sized> IpView<'a, R> {
 }
 
 /// A packet as the tracker classifies it.
+#[derive(Clone, Copy)]
 pub enum Packet {
     /// A non-first fragment: no transport header to track it by.
     Fragment {
@@ -141,11 +142,120 @@ impl Packet {
     }
 
     /// Parses a packet of `family` (its bytes from the network header).
+    ///
+    /// Returns the packet itself rather than a `Result`, so that it is built where the
+    /// caller keeps it: every hook parses, and moving it out of a `Result` was a copy each.
     pub fn parse<R: PacketBytes + ?Sized>(family: Family, bytes: &R) -> Packet {
-        Self::try_parse(family, bytes).unwrap_or_else(|reason| Packet::Invalid {
-            reason,
-            icmp_type: None,
-        })
+        /// `?` for a parse step that fails with a reason: the packet is INVALID for it.
+        macro_rules! step {
+            ($result:expr) => {
+                match $result {
+                    Ok(value) => value,
+                    Err(reason) => {
+                        return Packet::Invalid {
+                            reason: InvalidReason::from(reason),
+                            icmp_type: None,
+                        }
+                    }
+                }
+            };
+        }
+        let ip = step!(IpView::parse(family, bytes));
+        let icmp_protocol = family.icmp_protocol();
+        if !ip.has_transport_header {
+            return Packet::Fragment {
+                icmp: ip.protocol == icmp_protocol,
+            };
+        }
+        let IpView {
+            src,
+            dst,
+            hop_limit,
+            l4,
+            l4_offset,
+            fragmented,
+            ..
+        } = ip;
+        match ip.protocol {
+            protocol if protocol == icmp_protocol => {
+                let header = step!(icmp::read(&l4));
+                match icmp_types::kind(family, header.icmp_type) {
+                    IcmpKind::Error => {
+                        let payload = l4.skip(icmp::HEADER_LEN);
+                        let embedded =
+                            match family {
+                                Family::Ipv4 => icmp_error::read_embedded_v4(&payload)
+                                    .map_err(InvalidReason::from),
+                                Family::Ipv6 if header.icmp_type == icmp_error::ICMPV6_REDIRECT => {
+                                    icmp_error::read_redirect(&l4, header.code, hop_limit, src)
+                                }
+                                Family::Ipv6 => icmp_error::read_embedded_v6(&payload)
+                                    .map_err(InvalidReason::from),
+                            };
+                        let checked = embedded.and_then(|embedded| {
+                            icmp_error::check_embedded(dst, &embedded).map(|()| embedded)
+                        });
+                        let embedded = match checked {
+                            Ok(embedded) => embedded,
+                            Err(reason) => {
+                                return Packet::Invalid {
+                                    reason,
+                                    icmp_type: Some(header.icmp_type),
+                                }
+                            }
+                        };
+                        Packet::IcmpError {
+                            embedded: embedded.tuple,
+                            icmp_type: header.icmp_type,
+                            code: header.code,
+                            l4_offset,
+                            fragmented,
+                            from_host_stack: false,
+                        }
+                    }
+                    kind => Packet::Icmp {
+                        tuple: Tuple::icmp(
+                            family,
+                            src,
+                            dst,
+                            header.icmp_type,
+                            header.code,
+                            header.id(),
+                        ),
+                        kind,
+                        l4_offset,
+                        fragmented,
+                    },
+                }
+            }
+            IPPROTO_TCP => {
+                let mut buffer = [0u8; TCP_MAX_HEADER_LEN];
+                let bytes = reader::prefix(&l4, 0, &mut buffer);
+                let header = step!(flow_state::parse_tcp(bytes));
+                Packet::Flow {
+                    tuple: Tuple::ports(family, src, dst, ip.protocol, header.sport, header.dport),
+                    tcp: Some(tcp_window::segment(&header, bytes, l4.len())),
+                }
+            }
+            IPPROTO_UDP => Packet::Flow {
+                tuple: Tuple {
+                    family,
+                    src,
+                    dst,
+                    protocol: ip.protocol,
+                    l4: step!(tuple::l4_from_transport(
+                        family,
+                        ip.protocol,
+                        reader::prefix(&l4, 0, &mut [0u8; TRANSPORT_LEN]),
+                    )),
+                },
+                tcp: None,
+            },
+            protocol => Packet::Flow {
+                tuple: Tuple::generic(family, src, dst, protocol),
+                tcp: None,
+            },
+        }
     }
 
     /// What the decision needs of the packet, and the tuple to look up for it; `None` for a
@@ -191,107 +301,5 @@ impl Packet {
             Packet::Invalid { icmp_type, .. } => *icmp_type,
             _ => None,
         }
-    }
-
-    fn try_parse<R: PacketBytes + ?Sized>(
-        family: Family,
-        bytes: &R,
-    ) -> Result<Packet, InvalidReason> {
-        let ip = IpView::parse(family, bytes)?;
-        let icmp_protocol = family.icmp_protocol();
-        if !ip.has_transport_header {
-            return Ok(Packet::Fragment {
-                icmp: ip.protocol == icmp_protocol,
-            });
-        }
-        let IpView {
-            src,
-            dst,
-            hop_limit,
-            l4,
-            l4_offset,
-            fragmented,
-            ..
-        } = ip;
-        Ok(match ip.protocol {
-            protocol if protocol == icmp_protocol => {
-                let header = icmp::read(&l4)?;
-                match icmp_types::kind(family, header.icmp_type) {
-                    IcmpKind::Error => {
-                        let payload = l4.skip(icmp::HEADER_LEN);
-                        let embedded =
-                            match family {
-                                Family::Ipv4 => icmp_error::read_embedded_v4(&payload)
-                                    .map_err(InvalidReason::from),
-                                Family::Ipv6 if header.icmp_type == icmp_error::ICMPV6_REDIRECT => {
-                                    icmp_error::read_redirect(&l4, header.code, hop_limit, src)
-                                }
-                                Family::Ipv6 => icmp_error::read_embedded_v6(&payload)
-                                    .map_err(InvalidReason::from),
-                            };
-                        let checked = embedded.and_then(|embedded| {
-                            icmp_error::check_embedded(dst, &embedded).map(|()| embedded)
-                        });
-                        let embedded = match checked {
-                            Ok(embedded) => embedded,
-                            Err(reason) => {
-                                return Ok(Packet::Invalid {
-                                    reason,
-                                    icmp_type: Some(header.icmp_type),
-                                })
-                            }
-                        };
-                        Packet::IcmpError {
-                            embedded: embedded.tuple,
-                            icmp_type: header.icmp_type,
-                            code: header.code,
-                            l4_offset,
-                            fragmented,
-                            from_host_stack: false,
-                        }
-                    }
-                    kind => Packet::Icmp {
-                        tuple: Tuple::icmp(
-                            family,
-                            src,
-                            dst,
-                            header.icmp_type,
-                            header.code,
-                            header.id(),
-                        ),
-                        kind,
-                        l4_offset,
-                        fragmented,
-                    },
-                }
-            }
-            IPPROTO_TCP => {
-                let mut buffer = [0u8; TCP_MAX_HEADER_LEN];
-                let bytes = reader::prefix(&l4, 0, &mut buffer);
-                let header = flow_state::parse_tcp(bytes)?;
-                Packet::Flow {
-                    tuple: Tuple::ports(family, src, dst, ip.protocol, header.sport, header.dport),
-                    tcp: Some(tcp_window::segment(&header, bytes, l4.len())),
-                }
-            }
-            IPPROTO_UDP => Packet::Flow {
-                tuple: Tuple {
-                    family,
-                    src,
-                    dst,
-                    protocol: ip.protocol,
-                    l4: tuple::l4_from_transport(
-                        family,
-                        ip.protocol,
-                        reader::prefix(&l4, 0, &mut [0u8; TRANSPORT_LEN]),
-                    )?,
-                },
-                tcp: None,
-            },
-            protocol => Packet::Flow {
-                tuple: Tuple::generic(family, src, dst, protocol),
-                tcp: None,
-            },
-        })
     }
 }

@@ -12,6 +12,7 @@ use crate::proto::entry_word;
 use crate::proto::key::Key;
 use crate::proto::tcp_window::TcpWindows;
 use crate::proto::tuple::{Tuple, IPPROTO_TCP};
+use core::ffi::c_int;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -304,17 +305,26 @@ unsafe extern "C" fn icmp_ct_node_hash(
 unsafe extern "C" fn icmp_ct_node_cmp(
     arg: *mut bindings::rhashtable_compare_arg,
     node: *const core::ffi::c_void,
-) -> core::ffi::c_int {
+) -> c_int {
     // SAFETY: per this function's contract, `arg` points to a compare argument whose key is
     // an `icmp_ct_key` (every lookup and insertion passes one).
     let Some(wanted) = (unsafe { (*arg).key.cast::<bindings::icmp_ct_key>().as_ref() }) else {
         return 1;
     };
+    let Some(node) = NonNull::new(node.cast_mut().cast::<bindings::icmp_ct_node>()) else {
+        return 1;
+    };
     // SAFETY: per this function's contract.
-    match unsafe { node_key(node) } {
-        Some(key) if key.0 == wanted.w => 0,
-        _ => 1,
-    }
+    let (entry, dir) = unsafe { Entry::from_node(node) };
+    let original = entry.original_key();
+    let wanted = Key(wanted.w);
+    // A single node is keyed by the original key, whichever direction it matches as.
+    let matches = if dir == Dir::Original || entry.is_single() {
+        original == wanted
+    } else {
+        original.has_reply(&wanted)
+    };
+    c_int::from(!matches)
 }
 
 /// An entry not yet in any table; freed on drop.

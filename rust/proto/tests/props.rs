@@ -629,6 +629,17 @@ proptest! {
     }
 
     #[test]
+    fn has_reply_is_reply(a in any_tuple(), b in any_tuple(), same in any::<bool>()) {
+        let key = Key::of(&a);
+        // Half the time the reply itself, so that both answers are reached.
+        let wanted = match (same, key.reply()) {
+            (true, Some(reply)) => reply,
+            _ => Key::of(&b),
+        };
+        prop_assert_eq!(key.has_reply(&wanted), key.reply() == Some(wanted));
+    }
+
+    #[test]
     fn reply_of_reply_key_is_the_original_for_flows(t in any_tuple()) {
         if !matches!(t.l4, L4::Icmp { .. }) {
             let reply = Key::of(&t).reply();
