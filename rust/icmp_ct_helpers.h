@@ -190,20 +190,18 @@ const unsigned int ICMP_CT_TABLE_INITIAL_BUCKETS = ICMP_CT_TABLE_MIN_BUCKETS;
 #endif
 
 /*
- * Per-CPU counters (rust/abstractions/percpu.rs): `count` unsigned longs per possible CPU,
- * zeroed. this_cpu_add() and the summing loop are macros, hence these wrappers.
+ * Per-CPU counters (rust/abstractions/percpu.rs): unsigned longs in a per-CPU area (below).
+ * this_cpu_add() and the summing loop are macros, hence these wrappers.
  */
 #include <linux/percpu.h>
 
-unsigned long __percpu *icmp_ct_percpu_counters_alloc(size_t count);
-void icmp_ct_percpu_counters_free(unsigned long __percpu *counters);
 void icmp_ct_percpu_counter_add(unsigned long __percpu *counters, size_t index,
 				unsigned long amount);
 unsigned long icmp_ct_percpu_counter_sum(const unsigned long __percpu *counters, size_t index);
 
 /*
- * Per-CPU slots used only while serving a softirq (rust/abstractions/percpu.rs,
- * `SoftirqSlot`): `size` zeroed bytes per possible CPU.
+ * Per-CPU areas of `size` zeroed bytes per possible CPU (rust/abstractions/percpu.rs), and
+ * this CPU's copy for code serving a softirq (`SoftirqSlot`).
  */
 void __percpu *icmp_ct_percpu_area_alloc(size_t size, size_t align);
 void icmp_ct_percpu_area_free(void __percpu *area);

@@ -429,16 +429,6 @@ struct icmp_ct_entry *icmp_ct_tcp_entry_alloc(struct kmem_cache *cache)
 	return &tcp->entry;
 }
 
-unsigned long __percpu *icmp_ct_percpu_counters_alloc(size_t count)
-{
-	return __alloc_percpu(count * sizeof(unsigned long), __alignof__(unsigned long));
-}
-
-void icmp_ct_percpu_counters_free(unsigned long __percpu *counters)
-{
-	free_percpu(counters);
-}
-
 void icmp_ct_percpu_counter_add(unsigned long __percpu *counters, size_t index,
 				unsigned long amount)
 {

@@ -34,12 +34,17 @@ impl<const N: usize> PerCpuCounters<N> {
         N
     };
 
+    /// The bytes of one CPU's copies.
+    const BYTES: usize = Self::COUNT * core::mem::size_of::<c_ulong>();
+
     /// Allocates the counters, zeroed. Process context (may sleep).
     pub(crate) fn new() -> Result<Self> {
         // SAFETY: `COUNT` counters fit the allocator's limits; callers are in process context.
-        let cells = unsafe { bindings::icmp_ct_percpu_counters_alloc(Self::COUNT) };
+        let cells = unsafe {
+            bindings::icmp_ct_percpu_area_alloc(Self::BYTES, core::mem::align_of::<c_ulong>())
+        };
         Ok(PerCpuCounters {
-            cells: NonNull::new(cells).ok_or(ENOMEM)?,
+            cells: NonNull::new(cells.cast()).ok_or(ENOMEM)?,
         })
     }
 
@@ -83,10 +88,10 @@ impl<const N: usize> PerCpuCounters<N> {
 
 impl<const N: usize> Drop for PerCpuCounters<N> {
     fn drop(&mut self) {
-        // SAFETY: `cells` came from `icmp_ct_percpu_counters_alloc` and is freed once; owning
+        // SAFETY: `cells` came from `icmp_ct_percpu_area_alloc` and is freed once; owning
         // `self` means no `add` or `sum` is running. `free_percpu` may be called from any
         // context.
-        unsafe { bindings::icmp_ct_percpu_counters_free(self.cells.as_ptr()) };
+        unsafe { bindings::icmp_ct_percpu_area_free(self.cells.as_ptr().cast()) };
     }
 }
 
