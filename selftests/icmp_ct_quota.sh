@@ -22,7 +22,7 @@
 #  4. ip_ct_max_per_source=50, B answering A's pings: two flood pings of one id each (their
 #     entry closed by each reply and opened again by the next request, lock-free, on both
 #     CPUs) while A floods unanswered information requests (evicting its own entries under
-#     the lock): afterwards A's source still holds exactly 50 entries, no slot lost or
+#     their insertions): afterwards A's source still holds exactly 50 entries, no slot lost or
 #     gained.
 #  5. IPv6, ip_ct_max_per_source=3 in D: two sources of one /64 share its quota (the newest 3
 #     of their 6 requests stay), a source of another /64 has its own.

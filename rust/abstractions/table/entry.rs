@@ -28,8 +28,8 @@ pub(crate) use crate::proto::decide::Dir;
 ///
 /// # Invariants
 ///
-/// Refers to an entry allocated by [`NewEntry::new`], reached under an RCU read-side section
-/// or the table's writer lock; its nodes' `dir` and `single`, and its key, are not written
+/// Refers to an entry allocated by [`NewEntry::new`], reached under an RCU read-side section;
+/// its nodes' `dir` and `single`, and its key, are not written
 /// any more.
 #[repr(transparent)]
 pub(crate) struct Entry(Opaque<bindings::icmp_ct_entry>);
@@ -194,8 +194,7 @@ impl<'a> EntryRef<'a> {
         if !self.entry.mark_dying() {
             return false;
         }
-        let _writer = self.table.writer.lock();
-        self.table.unlink(self.entry);
+        self.table.unlink(self.entry, false);
         true
     }
 
@@ -215,7 +214,7 @@ impl<'a> EntryRef<'a> {
             Ordering::AcqRel,
             Ordering::Relaxed,
         )?;
-        self.table.count.fetch_sub(1, Ordering::Relaxed);
+        self.table.give_place();
         if let Some(node) = source {
             node.give_back();
         }

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Walks of a table: garbage collection's resumable walk over the hash table, and the
-//! procfs listing's walk over the list, oldest first.
+//! procfs listing's walk over the buckets.
 
-use super::{Dir, Entry, EntryRef, Table};
+use super::{BucketCursor, Dir, Entry, EntryRef, Table};
 use crate::abstractions::jiffies;
 use crate::abstractions::pernet::PernetData;
 use crate::abstractions::procfs::{ProcSeq, SeqWriter};
@@ -135,27 +135,20 @@ pub(crate) trait TableListing: PernetData {
     fn show_entry(&self, entry: &Entry, out: &mut SeqWriter) -> fmt::Result;
 }
 
-/// The `seq_file` walk of a [`TableListing`]: the table's list, oldest first, each listed
-/// entry once.
+/// The `seq_file` walk of a [`TableListing`]: the table's buckets, each listed entry once
+/// unless the table is resized during the walk.
 pub(crate) struct Listing<T>(PhantomData<T>);
 
 /// The position of a [`Listing`] walk.
 ///
 /// # Invariants
 ///
-/// Null, or an entry reached on the list of the table of the file's namespace within the
-/// RCU read-side section of the current `start`..`stop` (procfs resets it outside it). Only
-/// this module positions it.
+/// A bucket cursor positioned within the RCU read-side section of the current
+/// `start`..`stop` (procfs resets it outside it), or the default one. Only this module
+/// positions it.
+#[derive(Default)]
 pub(crate) struct ListingCursor {
-    entry: *mut bindings::icmp_ct_entry,
-}
-
-impl Default for ListingCursor {
-    fn default() -> Self {
-        ListingCursor {
-            entry: core::ptr::null_mut(),
-        }
-    }
+    bucket: BucketCursor,
 }
 
 impl<T: TableListing> Listing<T> {
@@ -165,24 +158,22 @@ impl<T: TableListing> Listing<T> {
         mut entry: Option<&'a Entry>,
         now: u32,
         cursor: &mut ListingCursor,
+        rcu: &'a RcuGuard,
     ) -> bool {
         while let Some(found) = entry {
             if data.listed(found, now) {
-                // INVARIANT: reached on the list in this section.
-                cursor.entry = found.raw();
                 return true;
             }
-            // SAFETY: `found` was reached on the list in the section the caller holds.
-            entry = unsafe { data.table().newer(found) };
+            entry = data.table().bucket_next(&mut cursor.bucket, rcu);
         }
-        cursor.entry = core::ptr::null_mut();
         false
     }
 
     fn at<'a>(cursor: &ListingCursor, _rcu: &'a RcuGuard) -> Option<&'a Entry> {
-        // SAFETY: by the type invariant a non-null position is an entry not freed before the
-        // current section ends, which `_rcu` stands for.
-        Some(unsafe { Entry::from_raw(NonNull::new(cursor.entry)?) })
+        let node = NonNull::new(cursor.bucket.node)?;
+        // SAFETY: by the type invariant a non-null node was found in the current section,
+        // which `_rcu` stands for: its entry is freed only after it.
+        Some(unsafe { Entry::from_node(node) }.0)
     }
 }
 
@@ -192,7 +183,8 @@ impl<T: TableListing> ProcSeq for Listing<T> {
 
     fn start(data: &T, cursor: &mut ListingCursor, pos: u64, rcu: &RcuGuard) -> bool {
         let now = jiffies::now();
-        let mut found = Self::settle(data, data.table().oldest(rcu), now, cursor);
+        let first = data.table().bucket_seek(&mut cursor.bucket, 0, rcu);
+        let mut found = Self::settle(data, first, now, cursor, rcu);
         let mut skip = pos;
         while skip > 0 && found {
             skip = skip.wrapping_sub(1);
@@ -202,12 +194,8 @@ impl<T: TableListing> ProcSeq for Listing<T> {
     }
 
     fn next(data: &T, cursor: &mut ListingCursor, rcu: &RcuGuard) -> bool {
-        let Some(entry) = Self::at(cursor, rcu) else {
-            return false;
-        };
-        // SAFETY: the cursor's entry was reached on the list in this section.
-        let next = unsafe { data.table().newer(entry) };
-        Self::settle(data, next, jiffies::now(), cursor)
+        let next = data.table().bucket_next(&mut cursor.bucket, rcu);
+        Self::settle(data, next, jiffies::now(), cursor, rcu)
     }
 
     fn show(data: &T, cursor: &ListingCursor, rcu: &RcuGuard, out: &mut SeqWriter) -> fmt::Result {
