@@ -264,8 +264,9 @@ struct icmp_ct_source *icmp_ct_source_lookup(struct icmp_ct_table *table,
 
 /*
  * The node of `key` with a reference taken, added if there is none; NULL without memory. A
- * node whose references reached 0 is being removed by whoever dropped the last: wait for
- * that (it is removed right after) rather than use it.
+ * node whose references reached 0 is never used again: whoever dropped the last removes
+ * it, and so may we, rather than wait (removing a node twice finds nothing the second time;
+ * only the one who dropped the last reference frees it).
  */
 struct icmp_ct_source *icmp_ct_source_get(struct icmp_ct_table *table,
 					  const struct icmp_ct_source_key *key)
@@ -274,7 +275,7 @@ struct icmp_ct_source *icmp_ct_source_get(struct icmp_ct_table *table,
 	int tries;
 
 	rcu_read_lock();
-	for (tries = 0; tries < 8; tries++) {
+	for (tries = 0; tries < 4; tries++) {
 		source = icmp_ct_source_lookup(table, key);
 		if (!source) {
 			if (!fresh) {
@@ -301,7 +302,7 @@ struct icmp_ct_source *icmp_ct_source_get(struct icmp_ct_table *table,
 			kfree(fresh);
 			return source;
 		}
-		cpu_relax();
+		rhashtable_remove_fast(&table->sources, &source->head, icmp_ct_source_params);
 	}
 	rcu_read_unlock();
 	kfree(fresh);

@@ -538,11 +538,14 @@ impl Drop for Table {
         // guarantees it: hooks unregistered and a grace period passed, procfs files removed,
         // garbage collection cancelled); `entries` is initialised there and stays in place.
         unsafe { bindings::icmp_ct_table_destroy(self.raw(), entries.as_mut_ptr()) };
-        // SAFETY: each entry of the table is on `entries` once, and nothing else refers to it.
-        while let Some(entry) =
-            NonNull::new(unsafe { bindings::icmp_ct_entries_pop(entries.as_mut_ptr()) })
-        {
-            // SAFETY: taken off `entries`, freed once.
+        loop {
+            // SAFETY: initialised by the destruction above, in place since.
+            let next = unsafe { bindings::icmp_ct_entries_pop(entries.as_mut_ptr()) };
+            let Some(entry) = NonNull::new(next) else {
+                break;
+            };
+            // SAFETY: each entry of the table was on `entries` once, nothing else refers to
+            // it any more, and it is taken off before it is freed.
             unsafe { slab::free(entry) };
         }
     }
