@@ -69,7 +69,9 @@ impl Table {
     /// [`WALK_BATCH`] nodes. Garbage collection's walk: process context only; a concurrent
     /// call returns at once. Follows rhashtable's resumable walker, which keeps its position
     /// between slices (a list position is lost once RCU is released). An entry in the table
-    /// during a whole pass is visited at least once in it; a resize rewinds the walker.
+    /// during a whole pass is visited at least once in it (also when the node the walker
+    /// stood on was removed while it was stopped: that bucket is visited again); a resize
+    /// rewinds the walker.
     pub(crate) fn collect_slice(&self, budget: u32, mut visit: impl FnMut(EntryRef<'_>)) -> Slice {
         let mut slice = Slice::default();
         if self.gc.busy.swap(true, Ordering::Acquire) {
@@ -84,8 +86,9 @@ impl Table {
             unsafe { bindings::icmp_ct_table_walk_enter(self.raw(), iter) };
             *entered = true;
         }
-        // SAFETY: entered and stopped (or new).
-        unsafe { bindings::icmp_ct_table_walk_start(iter) };
+        // SAFETY: entered and stopped (or new). Resumed so that nothing is skipped when the
+        // node the walker stood on was removed meanwhile (often by this collection).
+        unsafe { bindings::icmp_ct_table_walk_resume(iter) };
         let mut batch = 0u32;
         while slice.visited < budget {
             // SAFETY: started (RCU held).
@@ -111,7 +114,7 @@ impl Table {
                 unsafe {
                     bindings::icmp_ct_table_walk_stop(iter);
                     bindings::icmp_ct_cond_resched();
-                    bindings::icmp_ct_table_walk_start(iter);
+                    bindings::icmp_ct_table_walk_resume(iter);
                 }
             }
         }
