@@ -33,6 +33,13 @@ struct proc_dir_entry *icmp_ct_net_proc_net(const struct net *net);
 struct proc_dir_entry *icmp_ct_net_proc_net_stat(const struct net *net);
 struct net *icmp_ct_seq_file_net(struct seq_file *seq);
 struct net *icmp_ct_seq_file_single_net(struct seq_file *seq);
+/* /proc/net/ip_conntrack (rust/abstractions/procfs.rs, table/walks.rs): see the shim. */
+int icmp_ct_seq_open_net(struct inode *inode, struct file *file,
+			 const struct seq_operations *ops, unsigned int state_size);
+int icmp_ct_seq_release_net(struct inode *inode, struct file *file);
+void icmp_ct_table_walk_resume(struct rhashtable_iter *iter);
+struct icmp_ct_node *icmp_ct_table_walk_peek(struct rhashtable_iter *iter);
+/* End of /proc/net/ip_conntrack. */
 void icmp_ct_rcu_read_lock(void);
 void icmp_ct_rcu_read_unlock(void);
 void icmp_ct_spin_lock_bh(spinlock_t *lock);

@@ -52,6 +52,86 @@ struct net *icmp_ct_seq_file_single_net(struct seq_file *seq)
 	return seq_file_single_net(seq);
 }
 
+/* --- /proc/net/ip_conntrack: files with a release hook, and the listing's walk --- */
+
+/*
+ * Copies of fs/proc/proc_net.c's static seq_open_net() and seq_release_net(), for files
+ * made with proc_create_data() under a namespace's /proc/net (rust/abstractions/procfs.rs,
+ * ProcEntry::seq): the seq_operations and private size come from the caller, so that the
+ * file's proc_ops can have a release of its own. The private area starts with a
+ * seq_net_private, as seq_file_net() expects.
+ */
+int icmp_ct_seq_open_net(struct inode *inode, struct file *file,
+			 const struct seq_operations *ops, unsigned int state_size)
+{
+	struct seq_net_private *p;
+	struct net *net;
+
+	if (WARN_ON_ONCE(state_size < sizeof(*p)))
+		return -EINVAL;
+	if (file->f_mode & FMODE_WRITE)
+		return -EACCES;
+	net = maybe_get_net(proc_get_parent_data(inode));
+	if (!net)
+		return -ENXIO;
+	p = __seq_open_private(file, ops, state_size);
+	if (!p) {
+		put_net(net);
+		return -ENOMEM;
+	}
+#ifdef CONFIG_NET_NS
+	p->net = net;
+	netns_tracker_alloc(net, &p->ns_tracker, GFP_KERNEL);
+#endif
+	return 0;
+}
+
+int icmp_ct_seq_release_net(struct inode *inode, struct file *file)
+{
+	struct seq_file *seq = file->private_data;
+#ifdef CONFIG_NET_NS
+	struct seq_net_private *priv = seq->private;
+
+	put_net_track(priv->net, &priv->ns_tracker);
+#else
+	put_net(&init_net);
+#endif
+	return seq_release_private(inode, file);
+}
+
+/*
+ * rhashtable_walk_start() for a walk that must not miss a node that stays in the table: if
+ * the node the walker stood on was removed while it was stopped, rhashtable resumes by
+ * position in the bucket, which skips a node when another one before it went too
+ * (lib/rhashtable.c: "you may miss objects if there are removals"). Rescan that bucket
+ * from its head instead: its nodes may be seen twice, none is missed. After a resize (the
+ * check's -EAGAIN) the walker already starts over in the new table.
+ */
+void icmp_ct_table_walk_resume(struct rhashtable_iter *iter)
+{
+	bool stood = iter->p;
+
+	if (!rhashtable_walk_start_check(iter) && stood && !iter->p)
+		iter->skip = 0;
+}
+
+/*
+ * The node the walker stands on (the last one next returned, if still in the table), or
+ * else the following one, without moving past it; NULL at the end. A resize rewinds the
+ * walk to the start of the new bucket array, as in icmp_ct_table_walk_next().
+ */
+struct icmp_ct_node *icmp_ct_table_walk_peek(struct rhashtable_iter *iter)
+{
+	struct icmp_ct_node *node;
+
+	do
+		node = rhashtable_walk_peek(iter);
+	while (PTR_ERR_OR_ZERO(node) == -EAGAIN);
+	return IS_ERR(node) ? NULL : node;
+}
+
+/* --- end of /proc/net/ip_conntrack --- */
+
 void icmp_ct_rcu_read_lock(void)
 {
 	rcu_read_lock();

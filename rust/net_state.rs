@@ -78,8 +78,9 @@ const GC_BUSY_DELAY: u32 = 1;
 /// One namespace's icmp_ct.
 ///
 /// Fields drop in declaration order: hooks and garbage collection (both already stopped in
-/// `pre_exit`), the files and sysctls (their removal waits for readers), then the table and
-/// counters they showed.
+/// `pre_exit`), the files and sysctls (their removal waits for readers, and releases the
+/// files still open, leaving their walks of the table), then the table and counters they
+/// showed.
 pub(crate) struct NetState {
     hooks: HookRegistration<{ HOOKS.len() }>,
     gc: DelayedWork<NetState>,

@@ -114,10 +114,10 @@ count_is()
 	[ "$(ct_count "$1")" = "$2" ]
 }
 
-# lines_at_least NS N: NS lists at least N entries.
+# lines_at_least NS N: NS lists at least N distinct entries (its table may be growing).
 lines_at_least()
 {
-	[ "$(ct_lines "$1")" -ge "$2" ]
+	[ "$(ct_distinct_lines "$1")" -ge "$2" ]
 }
 
 quota_get()
