@@ -336,12 +336,16 @@ impl Table {
             let Some((entry, _)) = self.lookup_key(key, rcu) else {
                 continue;
             };
-            if entry_word::is_dying(entry.state().load(Ordering::Acquire)) {
-                // Its remover may not have unlinked it yet: whoever claims it first does.
-                removed |= self.unlink(entry, false).is_some();
-            } else if entry.is_closed() && entry.mark_dying() {
-                removed |= self.unlink(entry, false).is_some();
-            } else if evict(entry) == Eviction::Expired && entry.mark_dying() {
+            let word = entry.state().load(Ordering::Acquire);
+            if entry_word::is_dying(word) {
+                // Its remover may not have unlinked it yet: whoever claims it first does, a
+                // few instructions away from taking its nodes out, so try again.
+                self.unlink(entry, false);
+                removed = true;
+            } else if entry_word::is_closed(word) && entry.mark_dying_from(word) {
+                self.unlink(entry, false);
+                removed = true;
+            } else if evict(entry) == Eviction::Expired && entry.mark_dying_from(word) {
                 self.unlink(entry, false);
                 evicted.expired = evicted.expired.saturating_add(1);
                 removed = true;
@@ -381,12 +385,15 @@ impl Table {
                         _ => {}
                     }
                 } else if entry_word::is_closed(word) {
-                    if found.mark_dying() && self.unlink(found, false).is_some() && !need_place {
+                    if found.mark_dying_from(word)
+                        && self.unlink(found, false).is_some()
+                        && !need_place
+                    {
                         return false;
                     }
                 } else if need_place {
                     let verdict = evict(found);
-                    if verdict != Eviction::Keep && found.mark_dying() {
+                    if verdict != Eviction::Keep && found.mark_dying_from(word) {
                         let taken = self.unlink(found, true) == Some(Unlinked::PlaceTaken);
                         if verdict == Eviction::Expired {
                             evicted.expired = evicted.expired.saturating_add(1);

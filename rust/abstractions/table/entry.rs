@@ -131,9 +131,19 @@ impl Entry {
         entry_word::is_live(self.state().load(Ordering::Acquire))
     }
 
-    /// Whether the entry is closed (and may be opened again).
-    pub(crate) fn is_closed(&self) -> bool {
-        entry_word::is_closed(self.state().load(Ordering::Acquire))
+    /// Marks the entry dying if its word is still `judged`, which is live or closed: false
+    /// otherwise (it changed since it was judged, or is being inserted, or already ends).
+    pub(super) fn mark_dying_from(&self, judged: u64) -> bool {
+        entry_word::is_removable(judged)
+            && self
+                .state()
+                .compare_exchange(
+                    judged,
+                    entry_word::dying(judged),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
     }
 
     /// Marks a live or closed entry dying; false if it was neither (being inserted, or
@@ -192,6 +202,16 @@ impl<'a> EntryRef<'a> {
     /// closed.
     pub(crate) fn remove(&self) -> bool {
         if !self.entry.mark_dying() {
+            return false;
+        }
+        self.table.unlink(self.entry, false);
+        true
+    }
+
+    /// As [`EntryRef::remove`], only if the entry's word is still `judged`, which the caller
+    /// loaded before it judged the entry (with its deadline, loaded after it).
+    pub(crate) fn remove_from(&self, judged: u64) -> bool {
+        if !self.entry.mark_dying_from(judged) {
             return false;
         }
         self.table.unlink(self.entry, false);

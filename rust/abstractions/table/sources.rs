@@ -154,9 +154,9 @@ impl Table {
         // SAFETY: as for `source_node`; the reference taken keeps it in the table, too.
         let node = unsafe { &*node.as_ptr().cast::<SourceNode>() };
         if node.count().load(Ordering::Relaxed) >= quota {
-            if let Some(own) = own_to_lose(node, rcu) {
+            if let Some((own, word)) = own_to_lose(node, rcu) {
                 let expired = own.expired(jiffies::now());
-                if own.mark_dying() && self.unlink(own, false).is_some() {
+                if own.mark_dying_from(word) && self.unlink(own, false).is_some() {
                     if expired {
                         evicted.expired = evicted.expired.saturating_add(1);
                     } else {
@@ -227,15 +227,16 @@ impl Table {
     }
 }
 
-/// The oldest entry of `node` that its source may lose, among its [`OWN_SCAN`] oldest.
-fn own_to_lose<'a>(node: &'a SourceNode, rcu: &'a RcuGuard) -> Option<&'a Entry> {
+/// The oldest entry of `node` that its source may lose, among its [`OWN_SCAN`] oldest, with
+/// the word it was judged by.
+fn own_to_lose<'a>(node: &'a SourceNode, rcu: &'a RcuGuard) -> Option<(&'a Entry, u64)> {
     let now = jiffies::now();
     let mut entry = node.oldest(rcu);
     for _ in 0..OWN_SCAN {
         let found = entry?;
         let word = found.state().load(Ordering::Acquire);
         if quota::may_lose(word, found.expired(now)) {
-            return Some(found);
+            return Some((found, word));
         }
         // SAFETY: `found` was reached on the node's list from `oldest` within `rcu`.
         entry = unsafe { node.newer(found, rcu) };
