@@ -160,7 +160,8 @@ touch "$tmp/stop"
 wait "${bg_pids[0]}"
 bg_pids=()
 # shellcheck disable=SC2016 # awk program
-read -r samples highest < <(awk '{ n++; for (i = 1; i <= 3; i += 2) if ($i > m) m = $i }
+# The two counts of each sample (fields 1 and 4), not the listing's lines.
+read -r samples highest < <(awk '{ n++; for (i = 1; i <= 4; i += 3) if ($i > m) m = $i }
 	END { print n + 0, m + 0 }' "$tmp/small")
 ktap_msg "$samples samples of ip_conntrack_count during the flood, highest $highest"
 if [ "$samples" -gt 0 ] && [ "$highest" -le $SMALL_MAX ]; then
