@@ -14,10 +14,12 @@
 //! computed from it ([`Key::reply`]) by the hash and compare callbacks below, which
 //! rhashtable calls. A flow whose reply key is its original key has one node.
 //!
-//! `count` is the number of places taken: entries neither closed nor unlinked, and
-//! insertions under way. A place is taken with a compare-and-swap below the limit before an
-//! entry goes in or opens again, so the count never exceeds `ip_conntrack_max`; an insertion
-//! that evicts a counted entry takes over its place.
+//! `places` holds two counts in one atomic word: the entries (neither closed nor unlinked:
+//! `ip_conntrack_count`) and the places reserved by insertions and reopenings under way. A
+//! place is reserved with a compare-and-swap while both together stay below the limit,
+//! before an entry goes in or opens again, and becomes an entry's in one atomic add when it
+//! does: the count never exceeds `ip_conntrack_max`, and counts no entry that is not in the
+//! table. An insertion that evicts a counted entry takes over its place as its reservation.
 
 mod entry;
 mod sources;
@@ -37,7 +39,7 @@ use crate::proto::entry_word;
 use crate::proto::key::Key;
 use crate::proto::tuple::Tuple;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::types::Opaque;
 
@@ -84,6 +86,9 @@ enum Unlinked {
     PlaceTaken,
 }
 
+/// One place reserved, in `Table::places`.
+const RESERVED: u64 = 1 << 32;
+
 /// Buckets of a new table.
 pub(crate) const INITIAL_BUCKETS: u32 = bindings::ICMP_CT_TABLE_INITIAL_BUCKETS;
 
@@ -100,9 +105,9 @@ const EVICTION_SCAN: u32 = 64;
 /// that fails to confirm an entry frees it without unlinking it.
 pub(crate) struct Table {
     raw: KBox<Opaque<bindings::icmp_ct_table>>,
-    /// Places taken: entries linked and not closed (expired ones included until they are
-    /// collected), and insertions under way.
-    count: AtomicU32,
+    /// Entries linked and not closed, expired ones included until they are collected (low
+    /// 32 bits), and places reserved by insertions under way (high 32 bits).
+    places: AtomicU64,
     /// Entries linked, closed ones included.
     linked: AtomicU32,
     gc: GcWalker,
@@ -124,7 +129,7 @@ impl Table {
         // INVARIANT: initialised above, empty.
         Ok(Table {
             raw,
-            count: AtomicU32::new(0),
+            places: AtomicU64::new(0),
             linked: AtomicU32::new(0),
             gc: GcWalker::new()?,
         })
@@ -137,25 +142,45 @@ impl Table {
     /// Entries in the table, expired ones included until they are collected (closed ones
     /// are not entries any more).
     pub(crate) fn count(&self) -> u32 {
-        self.count.load(Ordering::Relaxed)
+        // The low half: the entries.
+        self.places.load(Ordering::Relaxed) as u32
     }
 
     fn linked(&self) -> u32 {
         self.linked.load(Ordering::Relaxed)
     }
 
-    /// Takes a place below `limit`; false if the table is full.
+    /// Reserves a place while entries and reservations stay below `limit`; false if the
+    /// table is full.
     fn take_place(&self, limit: u32) -> bool {
-        self.count
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |count| {
-                (count < limit).then(|| count.wrapping_add(1))
+        self.places
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |places| {
+                let (entries, reserved) = (places as u32, (places >> 32) as u32);
+                (entries.saturating_add(reserved) < limit).then(|| places.wrapping_add(RESERVED))
             })
             .is_ok()
     }
 
-    /// Gives back a place taken for an entry that did not go in or open.
+    /// Gives back a reservation whose entry did not go in or open.
+    fn release_place(&self) {
+        self.places.fetch_sub(RESERVED, Ordering::Relaxed);
+    }
+
+    /// Turns a reservation into the place of the entry that went in or opened.
+    fn fill_place(&self) {
+        // One less reserved, one more entry: a single atomic add.
+        self.places
+            .fetch_add(1u64.wrapping_sub(RESERVED), Ordering::Relaxed);
+    }
+
+    /// Gives back the place of an entry that closed or went.
     fn give_place(&self) {
-        self.count.fetch_sub(1, Ordering::Relaxed);
+        self.places.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Turns the place of an entry that went into the caller's reservation.
+    fn take_over_place(&self) {
+        self.places.fetch_add(RESERVED - 1, Ordering::Relaxed);
     }
 
     /// Opens again the closed entry whose original tuple is `tuple`, with state `word`,
@@ -184,7 +209,7 @@ impl Table {
         // Looked up before the entry opens (see `sources`), its slot taken before it is live.
         let source = self.node_of(entry, rcu);
         if source.is_some_and(|node| !node.take_for_reopen(quota)) {
-            self.give_place();
+            self.release_place();
             return false;
         }
         // Before it is live, so that nobody sees it live and expired.
@@ -194,8 +219,10 @@ impl Table {
             .state()
             .compare_exchange(current, word, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok();
-        if !opened {
-            self.give_place();
+        if opened {
+            self.fill_place();
+        } else {
+            self.release_place();
             if let Some(node) = source {
                 node.give_back();
             }
@@ -254,7 +281,7 @@ impl Table {
         };
         let give_back = |slot: Option<sources::Slot<'_>>, place: bool| {
             if place {
-                self.give_place();
+                self.release_place();
             }
             if let Some(slot) = slot {
                 self.give_back(slot);
@@ -297,6 +324,7 @@ impl Table {
             }
             if status == 0 {
                 self.linked.fetch_add(1, Ordering::Relaxed);
+                self.fill_place();
                 if let Some(slot) = slot {
                     self.linked_in_source(slot, entry);
                 }
@@ -433,6 +461,7 @@ impl Table {
         let unlinked = if entry_word::was_closed(word) {
             Unlinked::NoPlace
         } else if take_place {
+            self.take_over_place();
             Unlinked::PlaceTaken
         } else {
             self.give_place();
