@@ -33,9 +33,15 @@ struct proc_dir_entry *icmp_ct_net_proc_net(const struct net *net);
 struct proc_dir_entry *icmp_ct_net_proc_net_stat(const struct net *net);
 struct net *icmp_ct_seq_file_net(struct seq_file *seq);
 struct net *icmp_ct_seq_file_single_net(struct seq_file *seq);
+/* /proc/net/ip_conntrack (rust/abstractions/procfs.rs, table/walks.rs): see the shim. */
+int icmp_ct_seq_open_net(struct inode *inode, struct file *file,
+			 const struct seq_operations *ops, unsigned int state_size);
+int icmp_ct_seq_release_net(struct inode *inode, struct file *file);
+void icmp_ct_table_walk_resume(struct rhashtable_iter *iter);
+struct icmp_ct_node *icmp_ct_table_walk_peek(struct rhashtable_iter *iter);
+/* End of /proc/net/ip_conntrack. */
 void icmp_ct_rcu_read_lock(void);
 void icmp_ct_rcu_read_unlock(void);
-void icmp_ct_spin_lock_init(spinlock_t *lock);
 void icmp_ct_spin_lock_bh(spinlock_t *lock);
 void icmp_ct_spin_unlock_bh(spinlock_t *lock);
 const void *icmp_ct_skb_header_pointer(const struct sk_buff *skb, int offset, int len,
@@ -57,8 +63,7 @@ void icmp_ct_hook_ops_init(struct nf_hook_ops *ops, nf_hookfn *hook, u8 pf,
 
 /*
  * The connection table. Each entry is hashed twice, by its original and by its reply tuple,
- * in one rhashtable (once when both are the same), and linked into one list, oldest first,
- * that walks follow: a walk of the hash table itself sees entries twice while it is resized.
+ * in one rhashtable (once when both are the same); writers take only its bucket locks.
  * An entry stores only its original key; the Rust code computes a node's key from it
  * (icmp_ct_node_hash and icmp_ct_node_cmp below). A key is a tuple as ten words, family
  * included (rust/proto/key.rs).
@@ -78,11 +83,11 @@ struct icmp_ct_node {
 /* Owned by the Rust code; only its layout is shared, for the table's parameters. */
 struct icmp_ct_entry {
 	struct icmp_ct_node node[2];
-	struct list_head list; /* in icmp_ct_table.entries while hashed */
+	struct list_head list; /* in its icmp_ct_source's entries, when counted in one */
 	struct icmp_ct_key key; /* the original direction's */
 	__u64 state; /* packed flow state and life (rust/proto/entry_word.rs), atomics only */
 	__u32 deadline; /* low 32 bits of jiffies; timeouts stay below 2^31 jiffies */
-	__u32 unlinked; /* 1 once taken out of the table (under the table's writer lock) */
+	__u32 unlinked; /* 1 once whoever takes it out of the table has claimed that (atomics) */
 	struct rcu_head rcu;
 	/* Query entries' round trips (rust/proto/rtt.rs): low 32 bits of microseconds. */
 	__u32 request_us; /* when the request that created or last refreshed it passed */
@@ -104,7 +109,8 @@ struct icmp_ct_tcp_entry {
 
 /*
  * One source of ip_ct_max_per_source (rust/proto/quota.rs): an IPv4 address or an IPv6 /64,
- * in the table's `sources` while entries counted in it are linked. 56 bytes (kmalloc-64).
+ * in the table's `sources` while entries counted in it are linked. 64 bytes (kmalloc-64)
+ * without lock debugging.
  */
 struct icmp_ct_source_key {
 	__u32 w[3];
@@ -114,14 +120,14 @@ struct icmp_ct_source {
 	struct rhash_head head;
 	struct icmp_ct_source_key key;
 	__u32 count; /* its entries that are live or expired, not closed (atomics only) */
-	__u32 linked; /* its entries linked, closed ones included (under the writer lock) */
-	struct icmp_ct_entry *oldest; /* its oldest entry known, or NULL (RCU pointer) */
+	atomic_t refs; /* its linked entries, plus insertions under way; 0: being removed */
+	spinlock_t lock; /* for `entries` */
+	struct list_head entries; /* its linked entries, oldest first (RCU list) */
 	struct rcu_head rcu;
 };
 
 struct icmp_ct_table {
 	struct rhashtable ht;
-	struct list_head entries; /* every hashed entry, oldest first (RCU list) */
 	struct rhashtable sources; /* struct icmp_ct_source, by key */
 };
 
@@ -135,19 +141,14 @@ int icmp_ct_node_cmp(struct rhashtable_compare_arg *arg, const void *node);
 #endif
 
 int icmp_ct_table_init(struct icmp_ct_table *table);
-void icmp_ct_table_stop_resizing(struct icmp_ct_table *table);
-void icmp_ct_table_destroy(struct icmp_ct_table *table);
+void icmp_ct_table_destroy(struct icmp_ct_table *table, struct list_head *entries);
+struct icmp_ct_entry *icmp_ct_entries_pop(struct list_head *entries);
 u32 icmp_ct_key_hash(const void *key, u32 len, u32 seed);
 struct icmp_ct_node *icmp_ct_table_lookup(struct icmp_ct_table *table,
 					  const struct icmp_ct_key *key);
 int icmp_ct_table_insert(struct icmp_ct_table *table, struct icmp_ct_node *node,
 			 const struct icmp_ct_key *key);
 int icmp_ct_table_remove(struct icmp_ct_table *table, struct icmp_ct_node *node);
-void icmp_ct_table_link(struct icmp_ct_table *table, struct icmp_ct_entry *entry);
-void icmp_ct_table_unlink(struct icmp_ct_entry *entry);
-struct icmp_ct_entry *icmp_ct_table_oldest(struct icmp_ct_table *table);
-struct icmp_ct_entry *icmp_ct_table_newer(struct icmp_ct_table *table,
-					  struct icmp_ct_entry *entry);
 const struct bucket_table *icmp_ct_table_first(struct icmp_ct_table *table);
 const struct bucket_table *icmp_ct_table_following(const struct bucket_table *tbl);
 unsigned int icmp_ct_table_buckets(const struct bucket_table *tbl);
@@ -162,9 +163,14 @@ void icmp_ct_cond_resched(void);
 
 struct icmp_ct_source *icmp_ct_source_lookup(struct icmp_ct_table *table,
 					     const struct icmp_ct_source_key *key);
-struct icmp_ct_source *icmp_ct_source_get_or_add(struct icmp_ct_table *table,
-						 const struct icmp_ct_source_key *key);
-void icmp_ct_source_remove(struct icmp_ct_table *table, struct icmp_ct_source *source);
+struct icmp_ct_source *icmp_ct_source_get(struct icmp_ct_table *table,
+					  const struct icmp_ct_source_key *key);
+void icmp_ct_source_put(struct icmp_ct_table *table, struct icmp_ct_source *source);
+void icmp_ct_source_link(struct icmp_ct_source *source, struct icmp_ct_entry *entry);
+void icmp_ct_source_unlink(struct icmp_ct_source *source, struct icmp_ct_entry *entry);
+struct icmp_ct_entry *icmp_ct_source_oldest(struct icmp_ct_source *source);
+struct icmp_ct_entry *icmp_ct_source_newer(struct icmp_ct_source *source,
+					   struct icmp_ct_entry *entry);
 
 struct kmem_cache *icmp_ct_entry_cache_create(void);
 struct icmp_ct_entry *icmp_ct_entry_alloc(struct kmem_cache *cache);

@@ -52,6 +52,86 @@ struct net *icmp_ct_seq_file_single_net(struct seq_file *seq)
 	return seq_file_single_net(seq);
 }
 
+/* --- /proc/net/ip_conntrack: files with a release hook, and the listing's walk --- */
+
+/*
+ * Copies of fs/proc/proc_net.c's static seq_open_net() and seq_release_net(), for files
+ * made with proc_create_data() under a namespace's /proc/net (rust/abstractions/procfs.rs,
+ * ProcEntry::seq): the seq_operations and private size come from the caller, so that the
+ * file's proc_ops can have a release of its own. The private area starts with a
+ * seq_net_private, as seq_file_net() expects.
+ */
+int icmp_ct_seq_open_net(struct inode *inode, struct file *file,
+			 const struct seq_operations *ops, unsigned int state_size)
+{
+	struct seq_net_private *p;
+	struct net *net;
+
+	if (WARN_ON_ONCE(state_size < sizeof(*p)))
+		return -EINVAL;
+	if (file->f_mode & FMODE_WRITE)
+		return -EACCES;
+	net = maybe_get_net(proc_get_parent_data(inode));
+	if (!net)
+		return -ENXIO;
+	p = __seq_open_private(file, ops, state_size);
+	if (!p) {
+		put_net(net);
+		return -ENOMEM;
+	}
+#ifdef CONFIG_NET_NS
+	p->net = net;
+	netns_tracker_alloc(net, &p->ns_tracker, GFP_KERNEL);
+#endif
+	return 0;
+}
+
+int icmp_ct_seq_release_net(struct inode *inode, struct file *file)
+{
+	struct seq_file *seq = file->private_data;
+#ifdef CONFIG_NET_NS
+	struct seq_net_private *priv = seq->private;
+
+	put_net_track(priv->net, &priv->ns_tracker);
+#else
+	put_net(&init_net);
+#endif
+	return seq_release_private(inode, file);
+}
+
+/*
+ * rhashtable_walk_start() for a walk that must not miss a node that stays in the table: if
+ * the node the walker stood on was removed while it was stopped, rhashtable resumes by
+ * position in the bucket, which skips a node when another one before it went too
+ * (lib/rhashtable.c: "you may miss objects if there are removals"). Rescan that bucket
+ * from its head instead: its nodes may be seen twice, none is missed. After a resize (the
+ * check's -EAGAIN) the walker already starts over in the new table.
+ */
+void icmp_ct_table_walk_resume(struct rhashtable_iter *iter)
+{
+	bool stood = iter->p;
+
+	if (!rhashtable_walk_start_check(iter) && stood && !iter->p)
+		iter->skip = 0;
+}
+
+/*
+ * The node the walker stands on (the last one next returned, if still in the table), or
+ * else the following one, without moving past it; NULL at the end. A resize rewinds the
+ * walk to the start of the new bucket array, as in icmp_ct_table_walk_next().
+ */
+struct icmp_ct_node *icmp_ct_table_walk_peek(struct rhashtable_iter *iter)
+{
+	struct icmp_ct_node *node;
+
+	do
+		node = rhashtable_walk_peek(iter);
+	while (PTR_ERR_OR_ZERO(node) == -EAGAIN);
+	return IS_ERR(node) ? NULL : node;
+}
+
+/* --- end of /proc/net/ip_conntrack --- */
+
 void icmp_ct_rcu_read_lock(void)
 {
 	rcu_read_lock();
@@ -60,11 +140,6 @@ void icmp_ct_rcu_read_lock(void)
 void icmp_ct_rcu_read_unlock(void)
 {
 	rcu_read_unlock();
-}
-
-void icmp_ct_spin_lock_init(spinlock_t *lock)
-{
-	spin_lock_init(lock);
 }
 
 void icmp_ct_spin_lock_bh(spinlock_t *lock)
@@ -214,7 +289,6 @@ int icmp_ct_table_init(struct icmp_ct_table *table)
 {
 	int err;
 
-	INIT_LIST_HEAD(&table->entries);
 	err = rhashtable_init(&table->ht, &icmp_ct_table_params);
 	if (err)
 		return err;
@@ -224,11 +298,16 @@ int icmp_ct_table_init(struct icmp_ct_table *table)
 	return err;
 }
 
-/* The deferred resize may still be rehashing entries: stop it before they are freed. */
-void icmp_ct_table_stop_resizing(struct icmp_ct_table *table)
+/*
+ * Called for every node: keeps each entry once (node 0) on `arg`, through its `list`, which
+ * nobody follows any more. Freeing it here would free node 1 before it is visited.
+ */
+static void icmp_ct_entry_collect(void *ptr, void *arg)
 {
-	cancel_work_sync(&table->ht.run_work);
-	cancel_work_sync(&table->sources.run_work);
+	struct icmp_ct_node *node = ptr;
+
+	if (node->dir == 0)
+		list_add_tail(&container_of(node, struct icmp_ct_entry, node[0])->list, arg);
 }
 
 static void icmp_ct_source_free(void *source, void *arg)
@@ -236,11 +315,25 @@ static void icmp_ct_source_free(void *source, void *arg)
 	kfree(source);
 }
 
-void icmp_ct_table_destroy(struct icmp_ct_table *table)
+/*
+ * Nobody reads or writes the table any more. Cancels a resize under way, frees the bucket
+ * arrays and the sources, and hands the entries to the caller on `entries` to free.
+ */
+void icmp_ct_table_destroy(struct icmp_ct_table *table, struct list_head *entries)
 {
-	rhashtable_destroy(&table->ht);
-	/* Nobody looks sources up any more: free the ones left at once. */
+	INIT_LIST_HEAD(entries);
+	rhashtable_free_and_destroy(&table->ht, icmp_ct_entry_collect, entries);
 	rhashtable_free_and_destroy(&table->sources, icmp_ct_source_free, NULL);
+}
+
+struct icmp_ct_entry *icmp_ct_entries_pop(struct list_head *entries)
+{
+	struct icmp_ct_entry *entry;
+
+	entry = list_first_entry_or_null(entries, struct icmp_ct_entry, list);
+	if (entry)
+		list_del(&entry->list);
+	return entry;
 }
 
 struct icmp_ct_source *icmp_ct_source_lookup(struct icmp_ct_table *table,
@@ -249,31 +342,85 @@ struct icmp_ct_source *icmp_ct_source_lookup(struct icmp_ct_table *table,
 	return rhashtable_lookup(&table->sources, key, icmp_ct_source_params);
 }
 
-/* Under the table's writer lock, which serialises every addition and removal. */
-struct icmp_ct_source *icmp_ct_source_get_or_add(struct icmp_ct_table *table,
-						 const struct icmp_ct_source_key *key)
+/*
+ * The node of `key` with a reference taken, added if there is none; NULL without memory. A
+ * node whose references reached 0 is never used again: whoever dropped the last removes
+ * it, and so may we, rather than wait (removing a node twice finds nothing the second time;
+ * only the one who dropped the last reference frees it).
+ */
+struct icmp_ct_source *icmp_ct_source_get(struct icmp_ct_table *table,
+					  const struct icmp_ct_source_key *key)
 {
-	struct icmp_ct_source *source = icmp_ct_source_lookup(table, key);
+	struct icmp_ct_source *source, *fresh = NULL;
+	int tries;
 
-	if (source)
-		return source;
-	/* From the packet path: never sleep, never warn. */
-	source = kzalloc(sizeof(*source), GFP_ATOMIC | __GFP_NOWARN);
-	if (!source)
-		return NULL;
-	source->key = *key;
-	if (rhashtable_insert_fast(&table->sources, &source->head, icmp_ct_source_params)) {
-		kfree(source);
-		return NULL;
+	rcu_read_lock();
+	for (tries = 0; tries < 4; tries++) {
+		source = icmp_ct_source_lookup(table, key);
+		if (!source) {
+			if (!fresh) {
+				/* From the packet path: never sleep, never warn. */
+				fresh = kzalloc(sizeof(*fresh), GFP_ATOMIC | __GFP_NOWARN);
+				if (!fresh)
+					break;
+				fresh->key = *key;
+				atomic_set(&fresh->refs, 1);
+				spin_lock_init(&fresh->lock);
+				INIT_LIST_HEAD(&fresh->entries);
+			}
+			source = rhashtable_lookup_get_insert_fast(&table->sources, &fresh->head,
+								   icmp_ct_source_params);
+			if (!source) {
+				rcu_read_unlock();
+				return fresh;
+			}
+			if (IS_ERR(source))
+				break;
+		}
+		if (atomic_inc_not_zero(&source->refs)) {
+			rcu_read_unlock();
+			kfree(fresh);
+			return source;
+		}
+		rhashtable_remove_fast(&table->sources, &source->head, icmp_ct_source_params);
 	}
-	return source;
+	rcu_read_unlock();
+	kfree(fresh);
+	return NULL;
 }
 
-/* Under the writer lock; lockless readers may still hold it until a grace period ends. */
-void icmp_ct_source_remove(struct icmp_ct_table *table, struct icmp_ct_source *source)
+/* Drops a reference; the last removes the node, freed after a grace period. */
+void icmp_ct_source_put(struct icmp_ct_table *table, struct icmp_ct_source *source)
 {
+	if (!atomic_dec_and_test(&source->refs))
+		return;
 	rhashtable_remove_fast(&table->sources, &source->head, icmp_ct_source_params);
 	kfree_rcu(source, rcu);
+}
+
+void icmp_ct_source_link(struct icmp_ct_source *source, struct icmp_ct_entry *entry)
+{
+	spin_lock_bh(&source->lock);
+	list_add_tail_rcu(&entry->list, &source->entries);
+	spin_unlock_bh(&source->lock);
+}
+
+void icmp_ct_source_unlink(struct icmp_ct_source *source, struct icmp_ct_entry *entry)
+{
+	spin_lock_bh(&source->lock);
+	list_del_rcu(&entry->list);
+	spin_unlock_bh(&source->lock);
+}
+
+struct icmp_ct_entry *icmp_ct_source_oldest(struct icmp_ct_source *source)
+{
+	return list_first_or_null_rcu(&source->entries, struct icmp_ct_entry, list);
+}
+
+struct icmp_ct_entry *icmp_ct_source_newer(struct icmp_ct_source *source,
+					   struct icmp_ct_entry *entry)
+{
+	return list_next_or_null_rcu(&source->entries, &entry->list, struct icmp_ct_entry, list);
 }
 
 struct icmp_ct_node *icmp_ct_table_lookup(struct icmp_ct_table *table,
@@ -291,27 +438,6 @@ int icmp_ct_table_insert(struct icmp_ct_table *table, struct icmp_ct_node *node,
 int icmp_ct_table_remove(struct icmp_ct_table *table, struct icmp_ct_node *node)
 {
 	return rhashtable_remove_fast(&table->ht, &node->head, icmp_ct_table_params);
-}
-
-void icmp_ct_table_link(struct icmp_ct_table *table, struct icmp_ct_entry *entry)
-{
-	list_add_tail_rcu(&entry->list, &table->entries);
-}
-
-void icmp_ct_table_unlink(struct icmp_ct_entry *entry)
-{
-	list_del_rcu(&entry->list);
-}
-
-struct icmp_ct_entry *icmp_ct_table_oldest(struct icmp_ct_table *table)
-{
-	return list_first_or_null_rcu(&table->entries, struct icmp_ct_entry, list);
-}
-
-struct icmp_ct_entry *icmp_ct_table_newer(struct icmp_ct_table *table,
-					  struct icmp_ct_entry *entry)
-{
-	return list_next_or_null_rcu(&table->entries, &entry->list, struct icmp_ct_entry, list);
 }
 
 const struct bucket_table *icmp_ct_table_first(struct icmp_ct_table *table)

@@ -14,9 +14,11 @@ use crate::abstractions::table::{Listing, Table};
 use crate::packet;
 use crate::procfiles::{RttStatFile, StatFile, TypeStatFile};
 use crate::proto::addr::Family;
+use crate::proto::entry_word;
 use crate::rtt_stats::RttStats;
 use crate::stats::{Counter, Stats, TypeStats};
 use crate::sysctls::{self, Knob};
+use core::sync::atomic::Ordering;
 use kernel::c_str;
 use kernel::prelude::*;
 
@@ -78,8 +80,9 @@ const GC_BUSY_DELAY: u32 = 1;
 /// One namespace's icmp_ct.
 ///
 /// Fields drop in declaration order: hooks and garbage collection (both already stopped in
-/// `pre_exit`), the files and sysctls (their removal waits for readers), then the table and
-/// counters they showed.
+/// `pre_exit`), the files and sysctls (their removal waits for readers, and releases the
+/// files still open, leaving their walks of the table), then the table and counters they
+/// showed.
 pub(crate) struct NetState {
     hooks: HookRegistration<{ HOOKS.len() }>,
     gc: DelayedWork<NetState>,
@@ -118,9 +121,11 @@ impl NetState {
         let budget = (nodes / (GC_PASS_SECS * GC_SLICES_PER_SEC)).max(GC_SLICE_MIN_NODES);
         let mut removed = 0u32;
         let slice = self.table.collect_slice(budget, |entry| {
-            // A closed entry was already counted as destroyed on its reply.
-            let closed = entry.is_closed();
-            if entry.expired(now) && entry.remove() && !closed {
+            // The word before the deadline: a reopening stores the deadline before its word,
+            // so an entry judged expired is removed only if nothing opened or changed it
+            // since. A closed entry was already counted as destroyed on its reply.
+            let word = entry.state().load(Ordering::Acquire);
+            if entry.expired(now) && entry.remove_from(word) && !entry_word::is_closed(word) {
                 removed = removed.saturating_add(1);
             }
         });

@@ -72,7 +72,10 @@ impl ProcShow for RttStatFile {
 }
 
 /// `/proc/net/ip_conntrack`: one line per live entry, the tutorial's format.
-impl TableListing for NetState {
+// SAFETY: `table` is the `table` field; `NetState`'s fields drop in declaration order, its
+// listing file (`_conntrack_file`) before `table`, and `init` drops them in reverse order
+// of creation on failure (the table is created first).
+unsafe impl TableListing for NetState {
     fn table(&self) -> &Table {
         &self.table
     }

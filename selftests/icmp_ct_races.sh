@@ -1,10 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Races between two CPUs on one entry, each window held open by a test build of the module
-# (make ICMP_CT_RACE_WINDOWS=1: the race_window parameter, rust/abstractions/race_window.rs)
-# while the other CPU acts inside it; the test closes the window when it is done (or the
-# module does, after RACE_MS).  Debug kernel only
+# Races between two CPUs on one entry or one table, each window held open by a test build of
+# the module (make ICMP_CT_RACE_WINDOWS=1: the race_window parameter,
+# rust/abstractions/race_window.rs) while the other CPU acts inside it; the test closes the
+# window when it is done (or the module does, after RACE_MS).  Debug kernel only
 # (TEST_PROGS_DEBUG): make check builds the debug module that way.  Needs two CPUs.
 #
 #   ns A (10.0.8.1/24) veth0 ---- veth0 (10.0.8.2/24) ns B
@@ -23,6 +23,14 @@
 #     It must not be counted on the entry the reply ended: B's reply to it is ESTABLISHED at
 #     A, not INVALID, and closes A's entry in turn.  (Before: the request was counted on the
 #     ending entry, removed with it, and its reply was INVALID.)
+#  3. Window 1 again, writers of one namespace in parallel: while A's insertion of UDP
+#     7031 -> B:7032 is held halfway on CPU 0, A creates an unrelated flow from CPU 1, a
+#     datagram 127.0.0.1:7033 -> 127.0.0.1:7033 (reply tuple = original tuple: one node, so
+#     it does not stop in window 1 itself).  It must be listed and counted within 2 s (times
+#     ICMP_CT_TIME_SCALE, at most RACE_MS / 2), while the window is still open (7031's entry
+#     not listed yet, one insert counted, not two).
+#     (Before: the insertion held the namespace's writer lock through the window, and the
+#     second one spun on it, holding CPU 1, the test's, until the window timed out.)
 
 # Functions below run through ktap_check, tl_wait_until and the EXIT trap.
 # shellcheck disable=SC2317
@@ -36,6 +44,10 @@ source "$SELFTESTS_DIR/tracker_lib.sh"
 A_IP=10.0.8.1
 B_IP=10.0.8.2
 RACE_MS=20000
+# Case 3: how soon the flow from CPU 1 must be listed: 2 s on a fast machine (ICMP_CT_TIME_SCALE
+# stretches it), at most half the window.
+PARALLEL_MS=$((2000 * ICMP_CT_TIME_SCALE))
+[ $PARALLEL_MS -le $((RACE_MS / 2)) ] || PARALLEL_MS=$((RACE_MS / 2))
 # A CPU held in a window for seconds is no RCU stall to report.
 STALL=/sys/module/rcupdate/parameters/rcu_cpu_stall_suppress
 PARAMS=/sys/module/icmp_ct/parameters
@@ -52,7 +64,7 @@ test_cleanup()
 }
 
 ktap_header
-ktap_plan 9
+ktap_plan 13
 
 [ "$(nproc)" -ge 2 ] || ktap_bail_out "needs two CPUs, has $(nproc)"
 module_is_loaded || module_load || ktap_bail_out "insmod $ICMP_CT_KO failed: $MODULE_ERR"
@@ -168,6 +180,75 @@ tl_expect "window 2: both replies ESTABLISHED at A, each closing the entry, none
 ktap_check "window 2: the second request is not listed any more" \
 	ct_absent "$A" $A_IP $B_IP 8 0 702
 ktap_check "window 2: ip_conntrack_count equals A's listed lines" count_matches "$A"
+
+##############################################################################
+# 3. Another flow of the namespace inserted while an insertion is halfway.
+
+# listed_alone: one listing of A has the flow from CPU 1 and not the held one (no grep: a
+# process costs a large part of the bound under TCG).
+listed_alone()
+{
+	local list line mine=0
+	local re_mine="^udp +17 [0-9]+ src=127.0.0.1 dst=127.0.0.1 sport=7033 dport=7033 "
+	local re_held="^udp +17 [0-9]+ src=$A_IP dst=$B_IP sport=7031 dport=7032 "
+
+	list=$(ct_list "$A") || return 1
+	while IFS= read -r line; do
+		[[ $line =~ $re_held ]] && return 1
+		[[ $line =~ $re_mine ]] && mine=1
+	done <<<"$list"
+	[ $mine = 1 ]
+}
+
+# parallel_insert DESC: one subtest: A's datagram to itself, sent by its agent on CPU 1 while
+# CPU 0 holds window 1, is listed without the held flow by a look started at most
+# PARALLEL_MS after the send began; then one insert is counted (the held one's not yet) and
+# ip_conntrack_count equals the listed lines.  Then the window is closed.
+parallel_insert()
+{
+	local t0 end sent ok=0 took d bad=""
+
+	t0=$(tl_ms)
+	end=$((t0 + PARALLEL_MS))
+	craft "$A" --udp-socket --src 127.0.0.1 --sport 7033 --dst 127.0.0.1 --udp 7033 ||
+		ktap_msg "A could not send its datagram to itself"
+	sent=$(($(tl_ms) - t0))
+	# A look that starts after the bound does not count.
+	while [ "$(tl_ms)" -le "$end" ]; do
+		listed_alone && { ok=1; break; }
+		sleep 0.1
+	done
+	took=$(($(tl_ms) - t0))
+	if [ $ok = 1 ]; then
+		d=$(tl_delta "$A" insert)
+		[ "$d" = 1 ] || bad+="insert moved by $d, not 1 (the window had closed?); "
+		count_matches "$A" || bad+="not counted; "
+	else
+		bad="not listed alone within $PARALLEL_MS ms (the send took $sent ms); "
+	fi
+	echo 0 >"$PARAMS/race_window"
+	if [ -z "$bad" ]; then
+		ktap_msg "listed alone at +$took ms (the send took $sent ms)"
+		ktap_test_pass "$1"
+		return 0
+	fi
+	ktap_msg "${bad%; }; listing:" "$(ct_list "$A")"
+	ktap_test_fail "$1"
+}
+
+tl_gate "$B" "udp dport 7032" || ktap_msg "cannot add the gate in B"
+echo 1 >"$PARAMS/race_window"
+tl_snap "$A"
+on_cpu0 "$A" --dst $B_IP --udp 7032 --sport 7031 --udp-socket
+in_window "$A" hook_post_routing || ktap_msg "A's datagram did not reach POST_ROUTING"
+parallel_insert "window 1: a flow of A from CPU 1 is listed and counted while A's insert is halfway"
+wait "$CPU0_PID" || ktap_msg "the datagram's sender failed"
+tl_expect "window 1, two flows: two entries inserted, none failed, nothing INVALID" \
+	"$A" new=2 insert=2 insert_failed=0 invalid=0
+ktap_check "window 1, two flows: A lists the held datagram's entry [UNREPLIED]" \
+	ct_udp_listed "$A" $A_IP 7031 $B_IP 7032
+ktap_check "window 1, two flows: ip_conntrack_count equals A's listed lines" count_matches "$A"
+tl_ungate "$B"
 
 kmsg_clean "no BUG/WARNING/KASAN report in the kernel log"
 

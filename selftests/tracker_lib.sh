@@ -269,6 +269,23 @@ ct_lines()
 	wc -l <<<"$out"
 }
 
+# ct_distinct: the distinct entries of a listing on stdin. A read of the listing may show
+# an entry twice (the table resized during it: contract.rst); the seconds left (field 3)
+# may change between the two lines, the rest does not while nothing answers the entry.
+ct_distinct()
+{
+	awk '{ $3 = "" } 1' | sort -u | grep -c .
+}
+
+# ct_distinct_lines NS: number of distinct entries listed, for a table that is changing.
+ct_distinct_lines()
+{
+	local out
+
+	out=$(ct_list "$1") || return 1
+	ct_distinct <<<"$out"
+}
+
 # ct_count NS: ip_conntrack_count.
 ct_count()
 {

@@ -18,7 +18,6 @@ pub(crate) mod race_window;
 pub(crate) mod rcu;
 pub(crate) mod skb;
 pub(crate) mod slab;
-pub(crate) mod spinlock_bh;
 pub(crate) mod sysctl;
 pub(crate) mod table;
 pub(crate) mod zeroed;

@@ -3,16 +3,19 @@
 //! Per-namespace procfs files backed by `seq_file`.
 //!
 //! A file is a marker type implementing [`ProcShow`] (one `show` call prints the whole file)
-//! or [`ProcSeq`] (one item per `show` call, iterated under RCU from `start` to `stop`). The
-//! callbacks find the namespace's state through `seq_file_net`, and the state owns the
-//! [`ProcEntry`], whose drop waits for readers in progress.
+//! or [`ProcSeq`] (one item per `show` call, iterated under RCU from `start` to `stop`, with
+//! a walk state kept for the whole open file). The callbacks find the namespace's state
+//! through `seq_file_net`, and the state owns the [`ProcEntry`], whose drop waits for
+//! readers in progress and releases the files still open.
 
 use crate::abstractions::net::Net;
 use crate::abstractions::pernet::{self, PernetData};
 use crate::abstractions::rcu::RcuGuard;
+use crate::abstractions::zeroed::{zeroed, ZeroValid};
 use crate::bindings;
 use core::ffi::{c_int, c_void};
 use core::fmt;
+use core::pin::Pin;
 use kernel::prelude::*;
 use kernel::str::CStr;
 
@@ -43,58 +46,107 @@ pub(crate) trait ProcShow {
 
 /// A file of records walked under RCU, one `show` call per record.
 ///
-/// The walk's position is a `Cursor` kept in the open file's private area; it is valid only
-/// between one `start` and the following `stop` (one RCU read-side section), and reset to
-/// its default at both.
+/// What the walk keeps is a `State` in the open file's private area: all-zero bytes when
+/// the file is opened, kept from one read to the next, pinned there (the area never moves)
+/// until `release`, the last callback of the file.
+///
+/// The functions are unsafe to call; only this module calls them (the callbacks of files
+/// made by [`ProcEntry::seq`]), so that their common contract holds for every call:
+/// `state` is the state in the private area of one open file made with `Self`, and `data`
+/// the state of that file's namespace; the calls for one file are serialised, `start`, then
+/// `next` and `show`, then `stop`, any number of times, then `release` once (after which
+/// the area is freed).
 pub(crate) trait ProcSeq {
     /// The namespace state the file shows.
     type Data: PernetData;
-    /// A position in the walk, reset by every `start` and `stop`; its default is what
-    /// all-zero bytes are (the area is zeroed when the file is opened).
-    type Cursor: Default;
-    /// Positions `cursor` on record `pos` (0 for the first); false if there is none.
-    fn start(data: &Self::Data, cursor: &mut Self::Cursor, pos: u64, rcu: &RcuGuard) -> bool;
-    /// Moves `cursor` to the next record; false if there is none.
-    fn next(data: &Self::Data, cursor: &mut Self::Cursor, rcu: &RcuGuard) -> bool;
-    /// Prints the record at `cursor`.
-    fn show(
+    /// The open file's walk state; all-zero bytes are its initial value.
+    type State: ZeroValid;
+    /// Positions the walk on record `pos` (0 for the first, which starts a new walk) at the
+    /// start of a read; false if there is none. `pos` is, when not 0, the position of the
+    /// record the previous read stopped at without copying it.
+    ///
+    /// # Safety
+    ///
+    /// The trait's contract; `stop` follows.
+    unsafe fn start(
         data: &Self::Data,
-        cursor: &Self::Cursor,
+        state: Pin<&mut Self::State>,
+        pos: u64,
+        rcu: &RcuGuard,
+    ) -> bool;
+    /// Moves the walk to the next record; false if there is none.
+    ///
+    /// # Safety
+    ///
+    /// The trait's contract; between `start` and `stop`.
+    unsafe fn next(data: &Self::Data, state: Pin<&mut Self::State>, rcu: &RcuGuard) -> bool;
+    /// Prints the record the walk stands on.
+    ///
+    /// # Safety
+    ///
+    /// The trait's contract; between `start` and `stop`, for a record they found.
+    unsafe fn show(
+        data: &Self::Data,
+        state: &Self::State,
         rcu: &RcuGuard,
         out: &mut SeqWriter,
     ) -> fmt::Result;
+    /// Ends a read; called after every `start` of the file, also one not passed on to
+    /// [`ProcSeq::start`] (when the namespace state is already gone).
+    ///
+    /// # Safety
+    ///
+    /// The trait's contract.
+    unsafe fn stop(state: Pin<&mut Self::State>);
+    /// The file is closed, or removed while open (when its owner drops its [`ProcEntry`]).
+    ///
+    /// # Safety
+    ///
+    /// The trait's contract; after the file's last `stop`, and nothing follows.
+    unsafe fn release(state: Pin<&mut Self::State>);
 }
 
-/// Where a cursor of type `C` sits in the private area of a `ProcSeq` file.
-struct CursorSlot<C>(core::marker::PhantomData<C>);
+/// Where the state of type `S` sits in the private area of a `ProcSeq` file.
+struct StateSlot<S>(core::marker::PhantomData<S>);
 
-impl<C> CursorSlot<C> {
-    /// After the `seq_net_private` that `proc_create_net_data` requires first, aligned.
+impl<S> StateSlot<S> {
+    /// After the `seq_net_private` that `seq_file_net` reads first, aligned.
     const OFFSET: usize = {
         let base = core::mem::size_of::<bindings::seq_net_private>();
-        let align = core::mem::align_of::<C>();
+        let align = core::mem::align_of::<S>();
+        // The area comes from kzalloc, aligned to at least 8 bytes.
+        assert!(align <= 8);
         base.div_ceil(align) * align
     };
     /// The size of the whole private area.
-    const STATE_SIZE: usize = Self::OFFSET + core::mem::size_of::<C>();
+    const STATE_SIZE: u32 = {
+        let size = Self::OFFSET + core::mem::size_of::<S>();
+        assert!(size <= u32::MAX as usize);
+        size as u32
+    };
 }
 
-/// The cursor of the file behind `seq`.
+/// The walk state of the file behind `seq`.
 ///
 /// # Safety
 ///
-/// `seq` must be a live `seq_file` of a file created by [`ProcEntry::seq`] with `F`, and the
-/// caller must be its only user (seq_file serialises the callbacks of one open file).
-unsafe fn seq_cursor<'a, F: ProcSeq>(seq: *mut bindings::seq_file) -> &'a mut F::Cursor {
-    // SAFETY: `private` is the zeroed area of `CursorSlot::STATE_SIZE` bytes
-    // (8-byte aligned, from kzalloc) that `proc_create_net_data` was asked for.
-    unsafe {
+/// `seq` must be a live `seq_file` of a file created by [`ProcEntry::seq`] with `F`, not yet
+/// released, and the caller must be its only user for `'a` (seq_file serialises the
+/// callbacks of one open file, and release comes after all of them).
+unsafe fn seq_state<'a, F: ProcSeq>(seq: *mut bindings::seq_file) -> Pin<&'a mut F::State> {
+    // SAFETY: `private` is the zeroed area of `StateSlot::STATE_SIZE` bytes (8-byte aligned,
+    // from kzalloc) that `proc_open` asked for; all-zero bytes are a valid `F::State`
+    // (`ZeroValid`), and callbacks only change it through `&mut`.
+    let state = unsafe {
         &mut *(*seq)
             .private
             .cast::<u8>()
-            .add(CursorSlot::<F::Cursor>::OFFSET)
-            .cast::<F::Cursor>()
-    }
+            .add(StateSlot::<F::State>::OFFSET)
+            .cast::<F::State>()
+    };
+    // SAFETY: the area stays at its address until `seq_release_private` frees it, after
+    // `F::release`; nothing moves the state out of it.
+    unsafe { Pin::new_unchecked(state) }
 }
 
 /// The namespace state of the file behind `seq`.
@@ -104,7 +156,7 @@ unsafe fn seq_cursor<'a, F: ProcSeq>(seq: *mut bindings::seq_file) -> &'a mut F:
 /// `seq` must be a live `seq_file` of a file created by [`ProcEntry::seq`] for `T`'s
 /// namespace state; that state removes the file (waiting for readers) before it is freed.
 unsafe fn seq_data<'a, T: PernetData>(seq: *mut bindings::seq_file) -> Option<&'a T> {
-    // SAFETY: files made by `proc_create_net_data` keep a reference on their namespace.
+    // SAFETY: an open file made by `ProcEntry::seq` holds a reference on its namespace.
     let net = unsafe { Net::from_raw(bindings::icmp_ct_seq_file_net(seq)) };
     // SAFETY: a procfs handler of a file the state owns, per the caller.
     unsafe { pernet::data::<T>(net) }
@@ -138,6 +190,16 @@ unsafe extern "C" fn single_show<F: ProcShow>(
     0
 }
 
+/// What `start` and `next` return to `seq_file` for a record: any non-null pointer (the
+/// callbacks find the walk in the private area, not through it).
+fn record(seq: *mut bindings::seq_file, found: bool) -> *mut c_void {
+    if found {
+        seq.cast()
+    } else {
+        core::ptr::null_mut()
+    }
+}
+
 /// # Safety
 ///
 /// Called by `seq_file` for a file made by [`ProcEntry::seq`] with `F`; `stop` follows.
@@ -149,19 +211,15 @@ unsafe extern "C" fn seq_start<F: ProcSeq>(
     // SAFETY: `pos` is valid for the call.
     let pos = u64::try_from(unsafe { *pos }).unwrap_or(u64::MAX);
     // SAFETY: per this function's contract.
-    let cursor = unsafe { seq_cursor::<F>(seq) };
-    // SAFETY: `cursor` is valid for writes; not dropped first: a zeroed area holds no value.
-    unsafe { core::ptr::write(cursor, F::Cursor::default()) };
+    let state = unsafe { seq_state::<F>(seq) };
     // SAFETY: per this function's contract.
-    let found =
-        unsafe { seq_data::<F::Data>(seq) }.is_some_and(|data| F::start(data, cursor, pos, &rcu));
+    // SAFETY: per this function's contract: a callback of a file made with `F`, the state and
+    // the data of that file; `stop` follows.
+    let found = unsafe { seq_data::<F::Data>(seq) }
+        .is_some_and(|data| unsafe { F::start(data, state, pos, &rcu) });
     // `stop` always follows `start` and leaves the section.
     rcu.keep_open();
-    if found {
-        (cursor as *mut F::Cursor).cast()
-    } else {
-        core::ptr::null_mut()
-    }
+    record(seq, found)
 }
 
 /// # Safety
@@ -177,23 +235,20 @@ unsafe extern "C" fn seq_next<F: ProcSeq>(
     // SAFETY: `start` entered the section and `stop` leaves it.
     let rcu = core::mem::ManuallyDrop::new(unsafe { RcuGuard::assume_entered() });
     // SAFETY: per this function's contract.
-    let cursor = unsafe { seq_cursor::<F>(seq) };
+    let state = unsafe { seq_state::<F>(seq) };
     // SAFETY: per this function's contract.
-    let found = unsafe { seq_data::<F::Data>(seq) }.is_some_and(|data| F::next(data, cursor, &rcu));
-    if found {
-        (cursor as *mut F::Cursor).cast()
-    } else {
-        core::ptr::null_mut()
-    }
+    // SAFETY: per this function's contract, as in `seq_start`.
+    let found = unsafe { seq_data::<F::Data>(seq) }
+        .is_some_and(|data| unsafe { F::next(data, state, &rcu) });
+    record(seq, found)
 }
 
 /// # Safety
 ///
 /// Called by `seq_file` after `start`.
 unsafe extern "C" fn seq_stop<F: ProcSeq>(seq: *mut bindings::seq_file, _v: *mut c_void) {
-    // SAFETY: per this function's contract; `start` wrote a cursor there. A position is
-    // only valid within the section that ends here.
-    unsafe { *seq_cursor::<F>(seq) = F::Cursor::default() };
+    // SAFETY: per this function's contract, as in `seq_start`.
+    unsafe { F::stop(seq_state::<F>(seq)) };
     // SAFETY: `start` entered the section and left it open for us to close.
     drop(unsafe { RcuGuard::assume_entered() });
 }
@@ -205,10 +260,11 @@ unsafe extern "C" fn seq_show<F: ProcSeq>(seq: *mut bindings::seq_file, _v: *mut
     // SAFETY: `start` entered the section and `stop` leaves it.
     let rcu = core::mem::ManuallyDrop::new(unsafe { RcuGuard::assume_entered() });
     // SAFETY: per this function's contract.
-    let cursor = unsafe { seq_cursor::<F>(seq) };
+    let state = unsafe { seq_state::<F>(seq) };
     // SAFETY: per this function's contract.
     if let Some(data) = unsafe { seq_data::<F::Data>(seq) } {
-        let _ = F::show(data, cursor, &rcu, &mut SeqWriter { seq });
+        // SAFETY: per this function's contract, as in `seq_start`.
+        let _ = unsafe { F::show(data, &state, &rcu, &mut SeqWriter { seq }) };
     }
     0
 }
@@ -221,6 +277,56 @@ impl<F: ProcSeq> SeqOps<F> {
         next: Some(seq_next::<F>),
         stop: Some(seq_stop::<F>),
         show: Some(seq_show::<F>),
+    };
+}
+
+/// # Safety
+///
+/// Called by procfs to open a file made by [`ProcEntry::seq`] with `F`.
+unsafe extern "C" fn proc_open<F: ProcSeq>(
+    inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
+    // SAFETY: the file's parent is a namespace's `/proc/net` (or a directory in it), whose
+    // data is the namespace; the operations are `'static`; the area size leaves room for
+    // the `seq_net_private` first.
+    unsafe {
+        bindings::icmp_ct_seq_open_net(
+            inode,
+            file,
+            &SeqOps::<F>::OPS,
+            StateSlot::<F::State>::STATE_SIZE,
+        )
+    }
+}
+
+/// # Safety
+///
+/// Called by procfs once for a file opened by [`proc_open`] with `F`: when it is closed, or
+/// when its entry is removed while it is open (`proc_entry_rundown`, after the callbacks
+/// in progress have returned).
+unsafe extern "C" fn proc_release<F: ProcSeq>(
+    inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
+    // SAFETY: `proc_open` made the file a `seq_file`, whose other callbacks are done.
+    let seq = unsafe { (*file).private_data }.cast::<bindings::seq_file>();
+    // SAFETY: per this function's contract: the file's last callback; the area is freed
+    // only below.
+    unsafe { F::release(seq_state::<F>(seq)) };
+    // SAFETY: opened by `icmp_ct_seq_open_net`; released once.
+    unsafe { bindings::icmp_ct_seq_release_net(inode, file) }
+}
+
+struct FileOps<F>(core::marker::PhantomData<F>);
+
+impl<F: ProcSeq> FileOps<F> {
+    const OPS: bindings::proc_ops = bindings::proc_ops {
+        proc_open: Some(proc_open::<F>),
+        proc_read_iter: Some(bindings::seq_read_iter),
+        proc_lseek: Some(bindings::seq_lseek),
+        proc_release: Some(proc_release::<F>),
+        ..zeroed()
     };
 }
 
@@ -284,7 +390,9 @@ impl ProcEntry {
         Self::checked(entry)
     }
 
-    /// Creates `dir/name` in `net`, iterated with `F`.
+    /// Creates `dir/name` in `net`, iterated with `F`. Unlike `proc_create_net_data`'s
+    /// files, its `release` calls [`ProcSeq::release`]; removing the entry (dropping the
+    /// `ProcEntry`) releases the files still open before it returns.
     pub(crate) fn seq<F: ProcSeq>(
         net: &Net,
         dir: ProcDir,
@@ -292,14 +400,15 @@ impl ProcEntry {
         mode: u16,
     ) -> Result<Self> {
         // SAFETY: `net` is alive, `name` and the operations are `'static`, and the callbacks'
-        // contracts hold for files made here.
+        // contracts hold for files made here. The parent is a directory of `net`'s
+        // `/proc/net`, whose data is `net` (what `proc_open` reads), and whose entries are
+        // looked up again in every namespace, as `proc_create_net_data`'s are.
         let entry = unsafe {
-            bindings::proc_create_net_data(
+            bindings::proc_create_data(
                 name.as_char_ptr(),
                 mode,
                 Self::parent(net, dir),
-                &SeqOps::<F>::OPS,
-                CursorSlot::<F::Cursor>::STATE_SIZE as u32,
+                &FileOps::<F>::OPS,
                 core::ptr::null_mut(),
             )
         };
@@ -309,7 +418,8 @@ impl ProcEntry {
 
 impl Drop for ProcEntry {
     fn drop(&mut self) {
-        // SAFETY: by the type invariant the entry is live; this waits for readers.
+        // SAFETY: by the type invariant the entry is live; this waits for the callbacks in
+        // progress, then releases the files still open (`proc_entry_rundown`).
         unsafe { bindings::proc_remove(self.entry) };
     }
 }

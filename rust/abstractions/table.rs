@@ -1,23 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! A namespace's connection table: entries hashed by both their original and their reply
-//! key in one `rhashtable` (which grows and shrinks with the number of entries), and linked
-//! into one RCU list, oldest first.
+//! key in one `rhashtable` (which grows and shrinks with the number of entries).
 //!
-//! Lookups and walks run under RCU without locks. The listing follows the list: a walk of
-//! the hash table's buckets sees entries twice while the table is resized, and in another
-//! order after it. Garbage collection, which does not mind seeing an entry twice, follows
-//! rhashtable's walker instead, which keeps its position while it gives up the CPU.
-//! Insertions and removals take the table's bh-safe lock, so that the nodes and the list
-//! link of an entry come and go together. Removed entries are freed after an RCU grace
-//! period.
-//!
-//! An entry's life is in its state word ([`entry_word`]): it is inserted unconfirmed, so that
+//! Lookups and walks run under RCU without locks. Writers take only rhashtable's bucket
+//! locks: there is no table-wide lock. Walks of the buckets may see an entry twice while the
+//! table is resized (garbage collection and eviction do not mind; the listing says so). An
+//! entry's life is in its state word ([`entry_word`]): it is inserted unconfirmed, so that
 //! nobody matches or removes it before both its nodes are in (a failed insertion frees it,
-//! and only that path does), and it is marked dying by whoever ends it, in one atomic step,
-//! before it is unlinked. An entry stores its original key only; the key of its reply node is
+//! and only that path does); it is marked dying by whoever ends it, in one atomic step; and
+//! whoever first claims its `unlinked` flag takes its nodes out and frees it after an RCU
+//! grace period. An entry stores its original key only; the key of its reply node is
 //! computed from it ([`Key::reply`]) by the hash and compare callbacks below, which
 //! rhashtable calls. A flow whose reply key is its original key has one node.
+//!
+//! `places` holds two counts in one atomic word: the entries (neither closed nor unlinked:
+//! `ip_conntrack_count`) and the places reserved by insertions and reopenings under way. A
+//! place is reserved with a compare-and-swap while both together stay below the limit,
+//! before an entry goes in or opens again, and becomes an entry's in one atomic add when it
+//! does: the count never exceeds `ip_conntrack_max`, and counts no entry that is not in the
+//! table. An insertion that evicts a counted entry takes over its place as its reservation.
 
 mod entry;
 mod sources;
@@ -32,13 +34,12 @@ use walks::GcWalker;
 use crate::abstractions::race_window::RaceWindow;
 use crate::abstractions::rcu::RcuGuard;
 use crate::abstractions::slab;
-use crate::abstractions::spinlock_bh::SpinLockBh;
 use crate::bindings;
 use crate::proto::entry_word;
 use crate::proto::key::Key;
 use crate::proto::tuple::Tuple;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::types::Opaque;
 
@@ -74,6 +75,20 @@ pub(crate) struct Evicted {
     pub(crate) early_dropped: u32,
 }
 
+/// What unlinking an entry did with its place in the count.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Unlinked {
+    /// It was closed: it held none.
+    NoPlace,
+    /// Given back.
+    PlaceGiven,
+    /// Taken over by the caller.
+    PlaceTaken,
+}
+
+/// One place reserved, in `Table::places`.
+const RESERVED: u64 = 1 << 32;
+
 /// Buckets of a new table.
 pub(crate) const INITIAL_BUCKETS: u32 = bindings::ICMP_CT_TABLE_INITIAL_BUCKETS;
 
@@ -86,21 +101,21 @@ const EVICTION_SCAN: u32 = 64;
 ///
 /// `raw` was initialised by `icmp_ct_table_init` and is destroyed only in `drop`; every node
 /// in its hash table belongs to an entry from [`NewEntry::new`]; an entry whose word is
-/// confirmed has all its nodes in the hash table and is on the list until it is unlinked;
-/// only the insertion that fails to confirm an entry frees it without unlinking it.
+/// confirmed has all its nodes in the hash table until it is unlinked; only the insertion
+/// that fails to confirm an entry frees it without unlinking it.
 pub(crate) struct Table {
     raw: KBox<Opaque<bindings::icmp_ct_table>>,
-    /// Serialises insertions and removals, and so the list.
-    writer: SpinLockBh<()>,
-    /// Entries linked and not closed, expired ones included until they are collected.
-    count: AtomicU32,
+    /// Entries linked and not closed, expired ones included until they are collected (low
+    /// 32 bits), and places reserved by insertions under way (high 32 bits).
+    places: AtomicU64,
     /// Entries linked, closed ones included.
     linked: AtomicU32,
     gc: GcWalker,
 }
 
-// SAFETY: the rhashtable is safe for concurrent use; writers hold `writer`; the garbage
-// collection walker is used by one thread at a time (`busy`).
+// SAFETY: the rhashtables and the sources' lists are safe for concurrent use (bucket locks,
+// each source's lock); counters are atomics; the garbage collection walker is used by one
+// thread at a time (`busy`).
 unsafe impl Send for Table {}
 // SAFETY: as above.
 unsafe impl Sync for Table {}
@@ -114,8 +129,7 @@ impl Table {
         // INVARIANT: initialised above, empty.
         Ok(Table {
             raw,
-            writer: SpinLockBh::new(())?,
-            count: AtomicU32::new(0),
+            places: AtomicU64::new(0),
             linked: AtomicU32::new(0),
             gc: GcWalker::new()?,
         })
@@ -128,11 +142,45 @@ impl Table {
     /// Entries in the table, expired ones included until they are collected (closed ones
     /// are not entries any more).
     pub(crate) fn count(&self) -> u32 {
-        self.count.load(Ordering::Relaxed)
+        // The low half: the entries.
+        self.places.load(Ordering::Relaxed) as u32
     }
 
     fn linked(&self) -> u32 {
         self.linked.load(Ordering::Relaxed)
+    }
+
+    /// Reserves a place while entries and reservations stay below `limit`; false if the
+    /// table is full.
+    fn take_place(&self, limit: u32) -> bool {
+        self.places
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |places| {
+                let (entries, reserved) = (places as u32, (places >> 32) as u32);
+                (entries.saturating_add(reserved) < limit).then(|| places.wrapping_add(RESERVED))
+            })
+            .is_ok()
+    }
+
+    /// Gives back a reservation whose entry did not go in or open.
+    fn release_place(&self) {
+        self.places.fetch_sub(RESERVED, Ordering::Relaxed);
+    }
+
+    /// Turns a reservation into the place of the entry that went in or opened.
+    fn fill_place(&self) {
+        // One less reserved, one more entry: a single atomic add.
+        self.places
+            .fetch_add(1u64.wrapping_sub(RESERVED), Ordering::Relaxed);
+    }
+
+    /// Gives back the place of an entry that closed or went.
+    fn give_place(&self) {
+        self.places.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Turns the place of an entry that went into the caller's reservation.
+    fn take_over_place(&self) {
+        self.places.fetch_add(RESERVED - 1, Ordering::Relaxed);
     }
 
     /// Opens again the closed entry whose original tuple is `tuple`, with state `word`,
@@ -155,12 +203,13 @@ impl Table {
             return false;
         };
         let current = entry.state().load(Ordering::Acquire);
-        if !entry_word::is_closed(current) || entry.is_single() || self.count() >= limit {
+        if !entry_word::is_closed(current) || entry.is_single() || !self.take_place(limit) {
             return false;
         }
         // Looked up before the entry opens (see `sources`), its slot taken before it is live.
         let source = self.node_of(entry, rcu);
         if source.is_some_and(|node| !node.take_for_reopen(quota)) {
+            self.release_place();
             return false;
         }
         // Before it is live, so that nobody sees it live and expired.
@@ -171,9 +220,12 @@ impl Table {
             .compare_exchange(current, word, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok();
         if opened {
-            self.count.fetch_add(1, Ordering::Relaxed);
-        } else if let Some(node) = source {
-            node.give_back();
+            self.fill_place();
+        } else {
+            self.release_place();
+            if let Some(node) = source {
+                node.give_back();
+            }
         }
         opened
     }
@@ -211,7 +263,7 @@ impl Table {
     /// Inserts `new`. With `quota` (`ip_ct_max_per_source`) nonzero, counts it in its
     /// source, which first loses its oldest entry it may lose when at its quota. When the
     /// table holds `limit` entries, first looks at a few entries for one that `evict` allows
-    /// removing.
+    /// removing, and takes its place.
     pub(crate) fn insert(
         &self,
         new: NewEntry,
@@ -220,7 +272,6 @@ impl Table {
         evict: impl Fn(&Entry) -> Eviction,
     ) -> Result<Evicted, InsertError> {
         let rcu = RcuGuard::new();
-        let writer = self.writer.lock();
         let mut evicted = Evicted::default();
         let entry = new.entry();
         // Before making room: a source at its quota makes room from its own entries.
@@ -228,22 +279,26 @@ impl Table {
             0 => None,
             _ => Some(self.take_quota_slot(entry, quota, &rcu, &mut evicted)?),
         };
-        let give_back = |slot: Option<sources::Slot<'_>>| {
+        let give_back = |slot: Option<sources::Slot<'_>>, place: bool| {
+            if place {
+                self.release_place();
+            }
             if let Some(slot) = slot {
                 self.give_back(slot);
             }
         };
         // Closed entries take room too, but only up to `limit` more than the entries.
-        let full = || self.count() >= limit || self.linked() >= limit.saturating_mul(2);
-        if self.linked() >= limit {
-            self.make_room(&rcu, &evict, self.count() >= limit, &mut evicted);
-            if full() {
-                give_back(slot);
+        let mut place = self.take_place(limit);
+        if !place || self.linked() >= limit {
+            let made = self.make_room(&rcu, &evict, !place, &mut evicted);
+            place = place || made || self.take_place(limit);
+            if !place || self.linked() >= limit.saturating_mul(2) {
+                give_back(slot, place);
                 return Err(InsertError::Full);
             }
         }
         let (Some(key0), Some(key1)) = (entry.key(Dir::Original), entry.key(Dir::Reply)) else {
-            give_back(slot);
+            give_back(slot, place);
             return Err(InsertError::Clash);
         };
         let single = entry.is_single();
@@ -262,20 +317,19 @@ impl Table {
                     bindings::icmp_ct_table_insert(self.raw(), &mut (*raw).node[1], &raw_key(&key1))
                 };
                 if status != 0 {
-                    // SAFETY: node 0 was inserted just above, under the writer lock.
+                    // SAFETY: node 0 was inserted just above, and nobody else removes the
+                    // nodes of an unconfirmed entry.
                     unsafe { bindings::icmp_ct_table_remove(self.raw(), &mut (*raw).node[0]) };
                 }
             }
             if status == 0 {
-                self.count.fetch_add(1, Ordering::Relaxed);
                 self.linked.fetch_add(1, Ordering::Relaxed);
-                // SAFETY: every node is hashed; the entry joins the list under the writer
-                // lock, which every list change holds.
-                unsafe { bindings::icmp_ct_table_link(self.raw(), raw) };
+                self.fill_place();
                 if let Some(slot) = slot {
                     self.linked_in_source(slot, entry);
                 }
-                // Confirmed: matched and removable from now on, owned by the table.
+                // Confirmed: matched and removable from now on, owned by the table, holding
+                // its place.
                 entry
                     .state()
                     .fetch_and(entry_word::confirmed(u64::MAX), Ordering::Release);
@@ -286,8 +340,7 @@ impl Table {
                 break;
             }
         }
-        give_back(slot);
-        drop(writer);
+        give_back(slot, true);
         // Node 0 may have been visible for a moment, unconfirmed (so nobody could match or
         // remove it): free it after a grace period, here and nowhere else.
         let entry = new.entry;
@@ -297,8 +350,8 @@ impl Table {
         Err(InsertError::Clash)
     }
 
-    /// Removes the dying, or expired, entries holding one of `keys`; true if one was removed.
-    /// The writer lock must be held.
+    /// Removes the dying, closed or expired entries holding one of `keys`; true if one was
+    /// removed.
     fn remove_clashing(
         &self,
         keys: &[Key; 2],
@@ -311,13 +364,17 @@ impl Table {
             let Some((entry, _)) = self.lookup_key(key, rcu) else {
                 continue;
             };
-            if entry_word::is_dying(entry.state().load(Ordering::Acquire)) {
-                // Its remover waits for the writer lock we hold: do its unlinking for it.
-                removed |= self.unlink(entry);
-            } else if entry.is_closed() && entry.mark_dying() {
-                removed |= self.unlink(entry);
-            } else if evict(entry) == Eviction::Expired && entry.mark_dying() {
-                self.unlink(entry);
+            let word = entry.state().load(Ordering::Acquire);
+            if entry_word::is_dying(word) {
+                // Its remover may not have unlinked it yet: whoever claims it first does, a
+                // few instructions away from taking its nodes out, so try again.
+                self.unlink(entry, false);
+                removed = true;
+            } else if entry_word::is_closed(word) && entry.mark_dying_from(word) {
+                self.unlink(entry, false);
+                removed = true;
+            } else if evict(entry) == Eviction::Expired && entry.mark_dying_from(word) {
+                self.unlink(entry, false);
                 evicted.expired = evicted.expired.saturating_add(1);
                 removed = true;
             }
@@ -327,16 +384,16 @@ impl Table {
 
     /// Makes room for one entry, looking at up to `EVICTION_SCAN` entries from a random
     /// bucket on (then from the start): removes one closed or dying entry or, when the
-    /// entries themselves fill the table (`evict_live`), one that `evict` allows or one that
-    /// is dying (closed ones met on the way go too, but free no entry's place). The writer
-    /// lock must be held.
+    /// caller has no place yet (`need_place`), one that `evict` allows or one that is dying,
+    /// and takes over its place (closed ones met on the way go too, but hold no place).
+    /// True if the caller now has a place.
     fn make_room(
         &self,
         rcu: &RcuGuard,
         evict: &impl Fn(&Entry) -> Eviction,
-        evict_live: bool,
+        need_place: bool,
         evicted: &mut Evicted,
-    ) {
+    ) -> bool {
         // SAFETY: `get_random_u32` has no preconditions.
         let random = unsafe { bindings::get_random_u32() };
         let mut budget = EVICTION_SCAN;
@@ -345,86 +402,75 @@ impl Table {
             let mut entry = self.bucket_seek(&mut cursor, start, rcu);
             while let Some(found) = entry {
                 if budget == 0 {
-                    return;
+                    return false;
                 }
                 budget = budget.wrapping_sub(1);
                 let word = found.state().load(Ordering::Acquire);
                 if entry_word::is_dying(word) {
-                    if self.unlink(found) && !(evict_live && entry_word::was_closed(word)) {
-                        return;
+                    match self.unlink(found, need_place) {
+                        Some(Unlinked::PlaceTaken) => return true,
+                        Some(_) if !need_place => return false,
+                        _ => {}
                     }
                 } else if entry_word::is_closed(word) {
-                    if found.mark_dying() && self.unlink(found) && !evict_live {
-                        return;
+                    if found.mark_dying_from(word)
+                        && self.unlink(found, false).is_some()
+                        && !need_place
+                    {
+                        return false;
                     }
-                } else if evict_live {
+                } else if need_place {
                     let verdict = evict(found);
-                    if verdict != Eviction::Keep && found.mark_dying() {
-                        self.unlink(found);
+                    if verdict != Eviction::Keep && found.mark_dying_from(word) {
+                        let taken = self.unlink(found, true) == Some(Unlinked::PlaceTaken);
                         if verdict == Eviction::Expired {
                             evicted.expired = evicted.expired.saturating_add(1);
                         } else {
                             evicted.early_dropped = evicted.early_dropped.saturating_add(1);
                         }
-                        return;
+                        // Not taken: another CPU unlinked it first and gave its place back.
+                        return taken;
                     }
                 }
                 entry = self.bucket_next(&mut cursor, rcu);
             }
         }
+        false
     }
 
-    /// Unlinks a dying `entry` of this table and queues it for freeing; false if it was
-    /// already unlinked. The writer lock must be held.
-    fn unlink(&self, entry: &Entry) -> bool {
+    /// Unlinks a dying `entry` of this table and queues it for freeing; `None` if it was
+    /// already unlinked (or is not dying). With `take_place`, the caller takes over the
+    /// place the entry held, if it held one, instead of giving it back.
+    fn unlink(&self, entry: &Entry, take_place: bool) -> Option<Unlinked> {
+        let word = entry.state().load(Ordering::Acquire);
         // Only dying entries are unlinked: that excludes entries still being inserted.
-        if !entry_word::is_dying(entry.state().load(Ordering::Acquire))
-            || entry.unlinked().swap(1, Ordering::Relaxed) != 0
-        {
-            return false;
+        if !entry_word::is_dying(word) || entry.unlinked().swap(1, Ordering::AcqRel) != 0 {
+            return None;
         }
-        // While it is on the list, which its source's `oldest` moves on along.
-        self.unlinked_from_source(entry, entry.state().load(Ordering::Acquire));
+        self.unlinked_from_source(entry, word);
         let raw = entry.raw();
-        // SAFETY: a dying entry was confirmed (only live or closed entries are marked dying), so all its
-        // nodes are hashed and it is listed; `unlinked` makes this run once per entry; the
-        // writer lock is held for the table and the list.
+        // SAFETY: a dying entry was confirmed (only live or closed entries are marked dying),
+        // so all its nodes are hashed; `unlinked` makes this run once per entry.
         unsafe {
             bindings::icmp_ct_table_remove(self.raw(), &mut (*raw).node[0]);
             if !entry.is_single() {
                 bindings::icmp_ct_table_remove(self.raw(), &mut (*raw).node[1]);
             }
-            bindings::icmp_ct_table_unlink(raw);
         }
         self.linked.fetch_sub(1, Ordering::Relaxed);
-        if !entry_word::was_closed(entry.state().load(Ordering::Acquire)) {
-            self.count.fetch_sub(1, Ordering::Relaxed);
-        }
-        // SAFETY: unlinked from the table above, queued once thanks to `unlinked`.
+        let unlinked = if entry_word::was_closed(word) {
+            Unlinked::NoPlace
+        } else if take_place {
+            self.take_over_place();
+            Unlinked::PlaceTaken
+        } else {
+            self.give_place();
+            Unlinked::PlaceGiven
+        };
+        // SAFETY: out of the table and off its source's list, queued once thanks to
+        // `unlinked`.
         unsafe { slab::free_after_grace_period(NonNull::new_unchecked(raw)) };
-        true
-    }
-
-    /// The oldest listed entry.
-    fn oldest<'a>(&'a self, _rcu: &'a RcuGuard) -> Option<&'a Entry> {
-        // SAFETY: the table is live and RCU is held.
-        let entry = NonNull::new(unsafe { bindings::icmp_ct_table_oldest(self.raw()) })?;
-        // SAFETY: a listed entry, freed only after a grace period that `_rcu` holds off.
-        Some(unsafe { Entry::from_raw(entry) })
-    }
-
-    /// The next newer entry after `entry`, which was listed in this table when the caller's
-    /// RCU section began (a removed entry still leads on to the entries after it).
-    ///
-    /// # Safety
-    ///
-    /// `entry` must have been reached on this table's list within the RCU read-side section
-    /// (or writer-lock section) that is still held for `'a`.
-    unsafe fn newer<'a>(&'a self, entry: &'a Entry) -> Option<&'a Entry> {
-        // SAFETY: per the caller, `entry` is a list member not yet freed.
-        let next = unsafe { bindings::icmp_ct_table_newer(self.raw(), entry.raw()) };
-        // SAFETY: as for `oldest`.
-        Some(unsafe { Entry::from_raw(NonNull::new(next)?) })
+        Some(unlinked)
     }
 
     /// The first entry at or after bucket `start` (modulo the table size), walking on into
@@ -521,23 +567,22 @@ impl Default for BucketCursor {
 
 impl Drop for Table {
     fn drop(&mut self) {
-        // SAFETY: the table is live; no insertion is left to schedule another resize (the
-        // owner guarantees no reader or writer is left: hooks unregistered and a grace period
-        // passed, procfs files removed, garbage collection cancelled).
-        unsafe { bindings::icmp_ct_table_stop_resizing(self.raw()) };
         // SAFETY: garbage collection is cancelled; the table is live.
         unsafe { self.gc.exit() };
-        let rcu = RcuGuard::new();
-        let mut entry = self.oldest(&rcu);
-        while let Some(found) = entry {
-            // SAFETY: reached on this table's list, which nobody else touches any more.
-            entry = unsafe { self.newer(found) };
-            // SAFETY: as above; the walk has moved past the entry, which is freed once.
-            unsafe { slab::free(NonNull::from(found).cast()) };
+        let mut entries = core::mem::MaybeUninit::<bindings::list_head>::uninit();
+        // SAFETY: the table is live and nobody reads or writes it any more (the owner
+        // guarantees it: hooks unregistered and a grace period passed, procfs files removed,
+        // garbage collection cancelled); `entries` is initialised there and stays in place.
+        unsafe { bindings::icmp_ct_table_destroy(self.raw(), entries.as_mut_ptr()) };
+        loop {
+            // SAFETY: initialised by the destruction above, in place since.
+            let next = unsafe { bindings::icmp_ct_entries_pop(entries.as_mut_ptr()) };
+            let Some(entry) = NonNull::new(next) else {
+                break;
+            };
+            // SAFETY: each entry of the table was on `entries` once, nothing else refers to
+            // it any more, and it is taken off before it is freed.
+            unsafe { slab::free(entry) };
         }
-        drop(rcu);
-        // SAFETY: as above; the entries its nodes belonged to are freed, and
-        // `rhashtable_destroy` only frees the bucket tables.
-        unsafe { bindings::icmp_ct_table_destroy(self.raw()) };
     }
 }

@@ -17,8 +17,11 @@ pub(crate) unsafe trait ZeroValid: Sized {}
 // SAFETY: integers, raw pointers, nullable function pointers and an unlinked `list_head`.
 unsafe impl ZeroValid for bindings::pernet_operations {}
 
+// SAFETY: an integer and nullable function pointers.
+unsafe impl ZeroValid for bindings::proc_ops {}
+
 /// An all-zero `T`.
-pub(crate) fn zeroed<T: ZeroValid>() -> T {
+pub(crate) const fn zeroed<T: ZeroValid>() -> T {
     // SAFETY: `T: ZeroValid` promises that all-zero bytes are a valid `T`.
     unsafe { core::mem::zeroed() }
 }

@@ -17,9 +17,8 @@ use super::state::{InvalidReason, State};
 /// Words of a [`Source`].
 pub const SOURCE_WORDS: usize = 3;
 
-/// Entries the search for a source's oldest `[UNREPLIED]` entry looks at, from the oldest
-/// entry of that source the table knows of; also the entries looked at to find a source's
-/// next entry when its oldest goes.
+/// Entries the search for a source's oldest `[UNREPLIED]` entry looks at: that source's
+/// oldest ones.
 pub const OWN_SCAN: u32 = 64;
 
 /// One source as the quota counts it: the family, then the IPv4 address or the first 64 bits

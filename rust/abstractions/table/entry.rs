@@ -28,8 +28,8 @@ pub(crate) use crate::proto::decide::Dir;
 ///
 /// # Invariants
 ///
-/// Refers to an entry allocated by [`NewEntry::new`], reached under an RCU read-side section
-/// or the table's writer lock; its nodes' `dir` and `single`, and its key, are not written
+/// Refers to an entry allocated by [`NewEntry::new`], reached under an RCU read-side section;
+/// its nodes' `dir` and `single`, and its key, are not written
 /// any more.
 #[repr(transparent)]
 pub(crate) struct Entry(Opaque<bindings::icmp_ct_entry>);
@@ -131,9 +131,19 @@ impl Entry {
         entry_word::is_live(self.state().load(Ordering::Acquire))
     }
 
-    /// Whether the entry is closed (and may be opened again).
-    pub(crate) fn is_closed(&self) -> bool {
-        entry_word::is_closed(self.state().load(Ordering::Acquire))
+    /// Marks the entry dying if its word is still `judged`, which is live or closed: false
+    /// otherwise (it changed since it was judged, or is being inserted, or already ends).
+    pub(super) fn mark_dying_from(&self, judged: u64) -> bool {
+        entry_word::is_removable(judged)
+            && self
+                .state()
+                .compare_exchange(
+                    judged,
+                    entry_word::dying(judged),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
     }
 
     /// Marks a live or closed entry dying; false if it was neither (being inserted, or
@@ -194,8 +204,17 @@ impl<'a> EntryRef<'a> {
         if !self.entry.mark_dying() {
             return false;
         }
-        let _writer = self.table.writer.lock();
-        self.table.unlink(self.entry);
+        self.table.unlink(self.entry, false);
+        true
+    }
+
+    /// As [`EntryRef::remove`], only if the entry's word is still `judged`, which the caller
+    /// loaded before it judged the entry (with its deadline, loaded after it).
+    pub(crate) fn remove_from(&self, judged: u64) -> bool {
+        if !self.entry.mark_dying_from(judged) {
+            return false;
+        }
+        self.table.unlink(self.entry, false);
         true
     }
 
@@ -215,7 +234,7 @@ impl<'a> EntryRef<'a> {
             Ordering::AcqRel,
             Ordering::Relaxed,
         )?;
-        self.table.count.fetch_sub(1, Ordering::Relaxed);
+        self.table.give_place();
         if let Some(node) = source {
             node.give_back();
         }

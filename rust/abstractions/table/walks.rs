@@ -1,17 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Walks of a table: garbage collection's resumable walk over the hash table, and the
-//! procfs listing's walk over the list, oldest first.
+//! Walks of a table with rhashtable's walker: garbage collection's, resumed from one slice
+//! to the next, and the procfs listing's, kept for the whole open file.
 
 use super::{Dir, Entry, EntryRef, Table};
 use crate::abstractions::jiffies;
 use crate::abstractions::pernet::PernetData;
 use crate::abstractions::procfs::{ProcSeq, SeqWriter};
 use crate::abstractions::rcu::RcuGuard;
+use crate::abstractions::zeroed::ZeroValid;
 use crate::bindings;
 use core::cell::UnsafeCell;
 use core::fmt;
 use core::marker::PhantomData;
+use core::pin::Pin;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::prelude::*;
@@ -67,7 +69,9 @@ impl Table {
     /// [`WALK_BATCH`] nodes. Garbage collection's walk: process context only; a concurrent
     /// call returns at once. Follows rhashtable's resumable walker, which keeps its position
     /// between slices (a list position is lost once RCU is released). An entry in the table
-    /// during a whole pass is visited at least once in it; a resize rewinds the walker.
+    /// during a whole pass is visited at least once in it (also when the node the walker
+    /// stood on was removed while it was stopped: that bucket is visited again); a resize
+    /// rewinds the walker.
     pub(crate) fn collect_slice(&self, budget: u32, mut visit: impl FnMut(EntryRef<'_>)) -> Slice {
         let mut slice = Slice::default();
         if self.gc.busy.swap(true, Ordering::Acquire) {
@@ -82,8 +86,9 @@ impl Table {
             unsafe { bindings::icmp_ct_table_walk_enter(self.raw(), iter) };
             *entered = true;
         }
-        // SAFETY: entered and stopped (or new).
-        unsafe { bindings::icmp_ct_table_walk_start(iter) };
+        // SAFETY: entered and stopped (or new). Resumed so that nothing is skipped when the
+        // node the walker stood on was removed meanwhile (often by this collection).
+        unsafe { bindings::icmp_ct_table_walk_resume(iter) };
         let mut batch = 0u32;
         while slice.visited < budget {
             // SAFETY: started (RCU held).
@@ -109,7 +114,7 @@ impl Table {
                 unsafe {
                     bindings::icmp_ct_table_walk_stop(iter);
                     bindings::icmp_ct_cond_resched();
-                    bindings::icmp_ct_table_walk_start(iter);
+                    bindings::icmp_ct_table_walk_resume(iter);
                 }
             }
         }
@@ -126,7 +131,15 @@ impl Table {
 }
 
 /// A namespace state whose table `/proc/net/ip_conntrack` lists, one line per entry.
-pub(crate) trait TableListing: PernetData {
+///
+/// # Safety
+///
+/// `table` returns the same table for the whole life of the value, and the value removes
+/// its listing file (drops the [`ProcEntry`] made with [`Listing<Self>`]) before it drops
+/// that table: the file's release leaves the walk on the table, which it must still find.
+///
+/// [`ProcEntry`]: crate::abstractions::procfs::ProcEntry
+pub(crate) unsafe trait TableListing: PernetData {
     /// The table.
     fn table(&self) -> &Table;
     /// Whether `entry` is listed at `now` (expired entries are not).
@@ -135,85 +148,187 @@ pub(crate) trait TableListing: PernetData {
     fn show_entry(&self, entry: &Entry, out: &mut SeqWriter) -> fmt::Result;
 }
 
-/// The `seq_file` walk of a [`TableListing`]: the table's list, oldest first, each listed
-/// entry once.
+/// The `seq_file` walk of a [`TableListing`]: rhashtable's walker over the hash table, kept
+/// for the whole open file, in the table's order.
+///
+/// An entry in the table for the whole read of the file (from offset 0 to the end, in any
+/// number of `read` calls) is listed at least once. It may be listed twice: when the table
+/// is resized during the read (the walk starts over in the new bucket array), or when the
+/// entry the previous `read` stopped at was removed in between (the walk rescans that
+/// bucket). Entries added or removed during the read may or may not be listed.
 pub(crate) struct Listing<T>(PhantomData<T>);
 
-/// The position of a [`Listing`] walk.
+/// An open listing's walk: rhashtable's walker on the table of the file's namespace.
 ///
 /// # Invariants
 ///
-/// Null, or an entry reached on the list of the table of the file's namespace within the
-/// RCU read-side section of the current `start`..`stop` (procfs resets it outside it). Only
-/// this module positions it.
-pub(crate) struct ListingCursor {
-    entry: *mut bindings::icmp_ct_entry,
+/// `iter` is entered on that table iff `entered`, and started (within the RCU read-side
+/// section of the current `start`..`stop`) iff `started`, which implies `entered`. `at` is
+/// null or the entry of the node the walker stands on, reached while started (it is reset
+/// by `stop`). Only this module changes the fields; the value is pinned in the file's
+/// private area, so the entered walker, which the table links, never moves.
+pub(crate) struct ListingWalk {
+    iter: Opaque<bindings::rhashtable_iter>,
+    entered: bool,
+    started: bool,
+    at: *mut bindings::icmp_ct_entry,
 }
 
-impl Default for ListingCursor {
-    fn default() -> Self {
-        ListingCursor {
-            entry: core::ptr::null_mut(),
+// SAFETY: all-zero is a walk never entered (the `rhashtable_iter` is only read once entered)
+// standing nowhere.
+unsafe impl ZeroValid for ListingWalk {}
+
+impl ListingWalk {
+    /// From `node` on (the node the walker stands on), the first node that stands for a
+    /// listed entry, moving the walker past the others; false at the end of the table.
+    ///
+    /// # Safety
+    ///
+    /// The walker must be started, on `data`'s table.
+    unsafe fn settle<T: TableListing>(
+        &mut self,
+        data: &T,
+        mut node: *mut bindings::icmp_ct_node,
+        now: u32,
+    ) -> bool {
+        while let Some(found) = NonNull::new(node) {
+            // SAFETY: a node the started walker found in the table: its entry is freed only
+            // after a grace period, which the walk's RCU section holds off until `stop`.
+            let (entry, dir) = unsafe { Entry::from_node(found) };
+            // Node 0 stands for its entry (a single node matches as a reply), as in
+            // `collect_slice`.
+            if (dir == Dir::Original || entry.is_single()) && data.listed(entry, now) {
+                // INVARIANT: the entry of the node the walker stands on, reached while started.
+                self.at = entry.raw();
+                return true;
+            }
+            // SAFETY: started, per the caller.
+            node = unsafe { bindings::icmp_ct_table_walk_next(self.iter.get()) };
+        }
+        self.at = core::ptr::null_mut();
+        false
+    }
+
+    /// Leaves the walk (stopped) if one is entered.
+    ///
+    /// # Safety
+    ///
+    /// The table the walker was entered on must still be live.
+    unsafe fn leave(&mut self) {
+        if self.entered {
+            // SAFETY: entered, and stopped (`stop` ran after every `start`); the table is
+            // live, per the caller.
+            unsafe { bindings::icmp_ct_table_walk_exit(self.iter.get()) };
+            // INVARIANT: exited.
+            self.entered = false;
         }
     }
 }
 
 impl<T: TableListing> Listing<T> {
-    /// From `entry` on, the first listed entry (`entry` itself if it is listed).
-    fn settle<'a>(
-        data: &'a T,
-        mut entry: Option<&'a Entry>,
-        now: u32,
-        cursor: &mut ListingCursor,
-    ) -> bool {
-        while let Some(found) = entry {
-            if data.listed(found, now) {
-                // INVARIANT: reached on the list in this section.
-                cursor.entry = found.raw();
-                return true;
-            }
-            // SAFETY: `found` was reached on the list in the section the caller holds.
-            entry = unsafe { data.table().newer(found) };
-        }
-        cursor.entry = core::ptr::null_mut();
-        false
-    }
-
-    fn at<'a>(cursor: &ListingCursor, _rcu: &'a RcuGuard) -> Option<&'a Entry> {
-        // SAFETY: by the type invariant a non-null position is an entry not freed before the
-        // current section ends, which `_rcu` stands for.
-        Some(unsafe { Entry::from_raw(NonNull::new(cursor.entry)?) })
+    /// The entry the walk stands on, valid for the current section.
+    fn at<'a>(walk: &ListingWalk, _rcu: &'a RcuGuard) -> Option<&'a Entry> {
+        // SAFETY: by the type invariant a non-null `at` is an entry reached in the walk's
+        // section, not freed before the file's section (which `_rcu` stands for, and which
+        // encloses the walk's) ends.
+        Some(unsafe { Entry::from_raw(NonNull::new(walk.at)?) })
     }
 }
 
+// The walker is entered on the table of `data`, the state of the file's namespace (the
+// `ProcSeq` contract: `data` and `walk` belong to the same open file), which is the same
+// table for the file's whole life (`TableListing`).
 impl<T: TableListing> ProcSeq for Listing<T> {
     type Data = T;
-    type Cursor = ListingCursor;
+    type State = ListingWalk;
 
-    fn start(data: &T, cursor: &mut ListingCursor, pos: u64, rcu: &RcuGuard) -> bool {
-        let now = jiffies::now();
-        let mut found = Self::settle(data, data.table().oldest(rcu), now, cursor);
-        let mut skip = pos;
-        while skip > 0 && found {
-            skip = skip.wrapping_sub(1);
-            found = Self::next(data, cursor, rcu);
+    unsafe fn start(data: &T, walk: Pin<&mut ListingWalk>, pos: u64, _rcu: &RcuGuard) -> bool {
+        // SAFETY: the fields are changed in place; nothing is moved out.
+        let walk = unsafe { walk.get_unchecked_mut() };
+        let iter = walk.iter.get();
+        // A read from offset 0 starts a new walk; so does (never seen from seq_file) a first
+        // read at another offset, which then skips `pos` records.
+        let skip = if walk.entered { 0 } else { pos };
+        if pos == 0 || !walk.entered {
+            // SAFETY: stopped (`stop` followed every earlier `start`); if entered, then on
+            // `data`'s table, which is live.
+            unsafe { walk.leave() };
+            // SAFETY: the table is live; `iter` is pinned in the file's private area and is
+            // left before that area is freed (`release`, the file's last call) and, per
+            // `TableListing`, before the table is destroyed.
+            unsafe { bindings::icmp_ct_table_walk_enter(data.table().raw(), iter) };
+            // SAFETY: just entered.
+            unsafe { bindings::icmp_ct_table_walk_start(iter) };
+        } else {
+            // Where the previous read stopped: at the record it did not copy.
+            // SAFETY: entered on `data`'s table, and stopped.
+            unsafe { bindings::icmp_ct_table_walk_resume(iter) };
+        }
+        // INVARIANT: entered and started above.
+        walk.entered = true;
+        walk.started = true;
+        // SAFETY: started.
+        let node = unsafe { bindings::icmp_ct_table_walk_peek(iter) };
+        // SAFETY: started, on `data`'s table.
+        let mut found = unsafe { walk.settle(data, node, jiffies::now()) };
+        for _ in 0..skip {
+            if !found {
+                break;
+            }
+            // SAFETY: started, on `data`'s table.
+            let node = unsafe { bindings::icmp_ct_table_walk_next(iter) };
+            // SAFETY: as above.
+            found = unsafe { walk.settle(data, node, jiffies::now()) };
         }
         found
     }
 
-    fn next(data: &T, cursor: &mut ListingCursor, rcu: &RcuGuard) -> bool {
-        let Some(entry) = Self::at(cursor, rcu) else {
+    unsafe fn next(data: &T, walk: Pin<&mut ListingWalk>, _rcu: &RcuGuard) -> bool {
+        // SAFETY: the fields are changed in place; nothing is moved out.
+        let walk = unsafe { walk.get_unchecked_mut() };
+        if !walk.started {
             return false;
-        };
-        // SAFETY: the cursor's entry was reached on the list in this section.
-        let next = unsafe { data.table().newer(entry) };
-        Self::settle(data, next, jiffies::now(), cursor)
+        }
+        // SAFETY: started, on `data`'s table.
+        let node = unsafe { bindings::icmp_ct_table_walk_next(walk.iter.get()) };
+        // SAFETY: as above.
+        unsafe { walk.settle(data, node, jiffies::now()) }
     }
 
-    fn show(data: &T, cursor: &ListingCursor, rcu: &RcuGuard, out: &mut SeqWriter) -> fmt::Result {
-        match Self::at(cursor, rcu) {
+    unsafe fn show(
+        data: &T,
+        walk: &ListingWalk,
+        rcu: &RcuGuard,
+        out: &mut SeqWriter,
+    ) -> fmt::Result {
+        match Self::at(walk, rcu) {
             Some(entry) => data.show_entry(entry, out),
             None => Ok(()),
         }
+    }
+
+    unsafe fn stop(walk: Pin<&mut ListingWalk>) {
+        // SAFETY: the fields are changed in place; nothing is moved out.
+        let walk = unsafe { walk.get_unchecked_mut() };
+        if walk.started {
+            // SAFETY: started; the walker keeps its position until the next start.
+            unsafe { bindings::icmp_ct_table_walk_stop(walk.iter.get()) };
+            // INVARIANT: stopped; `at` was reached in the section that ends here.
+            walk.started = false;
+            walk.at = core::ptr::null_mut();
+        }
+    }
+
+    unsafe fn release(walk: Pin<&mut ListingWalk>) {
+        // SAFETY: the fields are changed in place; nothing is moved out.
+        let walk = unsafe { walk.get_unchecked_mut() };
+        // SAFETY: stopped (after the file's last `stop`). The table is live: the file is
+        // released when it is closed, or, if it is still open when its owner removes it,
+        // by that removal (`proc_remove` runs `proc_entry_rundown`, which waits for the
+        // calls in progress and releases every file still open before it returns); either
+        // way before the owner drops the table (`TableListing`). An open file also holds a
+        // reference on its namespace, whose teardown cannot start before the file is
+        // closed; only `rmmod` removes the file of a live namespace.
+        unsafe { walk.leave() };
     }
 }
