@@ -208,7 +208,7 @@ impl Table {
         }
         // Looked up before the entry opens (see `sources`), its slot taken before it is live.
         let source = self.node_of(entry, rcu);
-        if source.is_some_and(|node| !node.take_for_reopen(quota)) {
+        if source.is_some_and(|node| !node.take_slot(quota)) {
             self.release_place();
             return false;
         }
@@ -224,7 +224,7 @@ impl Table {
         } else {
             self.release_place();
             if let Some(node) = source {
-                node.give_back();
+                node.give_slot();
             }
         }
         opened

@@ -149,18 +149,12 @@ impl Entry {
     /// Marks a live or closed entry dying; false if it was neither (being inserted, or
     /// already ended by someone else).
     pub(super) fn mark_dying(&self) -> bool {
-        let word = self.state();
-        let mut current = word.load(Ordering::Relaxed);
+        let mut current = self.state().load(Ordering::Relaxed);
         while entry_word::is_removable(current) {
-            match word.compare_exchange_weak(
-                current,
-                entry_word::dying(current),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(actual) => current = actual,
+            if self.mark_dying_from(current) {
+                return true;
             }
+            current = self.state().load(Ordering::Relaxed);
         }
         false
     }
@@ -236,7 +230,7 @@ impl<'a> EntryRef<'a> {
         )?;
         self.table.give_place();
         if let Some(node) = source {
-            node.give_back();
+            node.give_slot();
         }
         Ok(())
     }

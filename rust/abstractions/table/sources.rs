@@ -50,7 +50,7 @@ impl SourceNode {
     }
 
     /// Takes one slot of `quota` (0: no limit); false if none is left.
-    fn take_slot(&self, quota: u32) -> bool {
+    pub(super) fn take_slot(&self, quota: u32) -> bool {
         self.count()
             .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |count| {
                 quota::take_slot(quota, count)
@@ -59,7 +59,7 @@ impl SourceNode {
     }
 
     /// Gives one slot back.
-    fn give_slot(&self) {
+    pub(super) fn give_slot(&self) {
         let _ = self
             .count()
             .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |count| {
@@ -242,16 +242,4 @@ fn own_to_lose<'a>(node: &'a SourceNode, rcu: &'a RcuGuard) -> Option<(&'a Entry
         entry = unsafe { node.newer(found, rcu) };
     }
     None
-}
-
-impl SourceNode {
-    /// Takes a slot for an entry being opened again; false when `quota` has none left.
-    pub(super) fn take_for_reopen(&self, quota: u32) -> bool {
-        self.take_slot(quota)
-    }
-
-    /// Gives back the slot of an entry closed (or not opened after all).
-    pub(super) fn give_back(&self) {
-        self.give_slot();
-    }
 }
